@@ -1,0 +1,22 @@
+//! Element types a plan can run on. Only `f32` today; the trait is sealed so that f64, f16,
+//! bf16, i8 and u8 can be added later without breaking anyone.
+
+use crate::Plan;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+}
+
+/// An element type the kernels support (only `f32` today).
+pub trait Element: sealed::Sealed + Copy + Default + Send + Sync + 'static {
+    /// Runs the plan's kernel; buffer lengths were checked by the caller.
+    #[doc(hidden)]
+    fn pool(plan: &Plan<Self>, input: &[Self], output: &mut [Self], indices: Option<&mut [i64]>);
+}
+
+impl Element for f32 {
+    fn pool(plan: &Plan<f32>, input: &[f32], output: &mut [f32], indices: Option<&mut [i64]>) {
+        crate::kernels::scalar::pool(plan, input, output, indices);
+    }
+}

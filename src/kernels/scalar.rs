@@ -1,0 +1,147 @@
+//! The portable scalar kernel for every op, layout and rank (1-D and 2-D run as 3-D with unit
+//! leading axes). It follows the interior/border split that the vector kernels use:
+//!
+//! ```text
+//! for n, c, oz, oy:                       taps of z and y from the plan's per-axis tables
+//!     for ox in left border:  window with the x taps from the table (clipped to the input)
+//!     for ox in interior:     window with all k x taps, first at ox*s - pb (no table, no clipping)
+//!     for ox in right border: as the left border
+//! ```
+//!
+//! Inside a window the taps are visited in row-major order, so sums are bit-identical to the
+//! reference's.
+
+use crate::Plan;
+use crate::geometry::{Axis, Taps};
+use crate::plan::Reduction;
+use crate::reference::{lp_root, lp_term, max_replaces};
+
+/// Where a window's taps sit: per-axis taps and how to address them.
+struct Window<'a> {
+    taps: [Taps; 3],
+    axes: &'a [Axis; 3],
+    strides: &'a [usize; 5],
+    base: usize,
+}
+
+impl Window<'_> {
+    /// Calls `f(input offset, index in the (n, c) plane)` for each tap inside the input, in
+    /// row-major window order.
+    #[inline(always)]
+    fn for_each(&self, mut f: impl FnMut(usize, usize)) {
+        let [tz, ty, tx] = self.taps;
+        let [az, ay, ax] = self.axes;
+        for iz in 0..tz.count {
+            let z = tz.first + iz * az.dilation;
+            for iy in 0..ty.count {
+                let y = ty.first + iy * ay.dilation;
+                let row = self.base + z * self.strides[2] + y * self.strides[3];
+                let plane_row = (z * ay.input + y) * ax.input;
+                for ix in 0..tx.count {
+                    let x = tx.first + ix * ax.dilation;
+                    f(row + x * self.strides[4], plane_row + x);
+                }
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.taps.iter().map(|t| t.count).product()
+    }
+
+    fn padded_count(&self) -> usize {
+        self.taps.iter().map(|t| t.padded_count).product()
+    }
+}
+
+/// Pools the whole tensor; buffer lengths were checked by the plan.
+pub(crate) fn pool(
+    plan: &Plan<f32>,
+    input: &[f32],
+    output: &mut [f32],
+    mut indices: Option<&mut [i64]>,
+) {
+    let [az, ay, ax] = &plan.axes;
+    let (is, os) = (&plan.input_strides, &plan.output_strides);
+    let interior = ax.interior();
+    let segments = [
+        (0..interior.start, false),
+        (interior.clone(), true),
+        (interior.end..ax.output, false),
+    ];
+    for n in 0..plan.batch {
+        for c in 0..plan.channels {
+            let base = n * is[0] + c * is[1];
+            for oz in 0..az.output {
+                for oy in 0..ay.output {
+                    let row_out = n * os[0] + c * os[1] + oz * os[2] + oy * os[3];
+                    for (range, is_interior) in segments.clone() {
+                        for ox in range {
+                            let tx = if is_interior {
+                                Taps {
+                                    first: ox * ax.stride - ax.pad_begin,
+                                    count: ax.kernel,
+                                    padded_count: ax.kernel,
+                                }
+                            } else {
+                                plan.taps[2][ox]
+                            };
+                            let window = Window {
+                                taps: [plan.taps[0][oz], plan.taps[1][oy], tx],
+                                axes: &plan.axes,
+                                strides: is,
+                                base,
+                            };
+                            let at = row_out + ox * os[4];
+                            match plan.reduction {
+                                Reduction::Max => {
+                                    let (value, index) = window_max(&window, input);
+                                    output[at] = value;
+                                    if let Some(indices) = indices.as_deref_mut() {
+                                        indices[at] = index as i64;
+                                    }
+                                }
+                                Reduction::Average {
+                                    count_include_pad,
+                                    divisor_override,
+                                } => {
+                                    let mut sum = 0.0f32;
+                                    window.for_each(|i, _| sum += input[i]);
+                                    let divisor = match divisor_override {
+                                        Some(d) => d,
+                                        None if count_include_pad => window.padded_count() as f32,
+                                        None => window.count() as f32,
+                                    };
+                                    output[at] = sum / divisor;
+                                }
+                                Reduction::Lp { p } => {
+                                    let mut sum = 0.0f32;
+                                    window.for_each(|i, _| sum += lp_term(input[i], p));
+                                    output[at] = lp_root(sum, p);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The window's maximum and its plane index, by the shared max rule.
+#[inline(always)]
+fn window_max(window: &Window<'_>, input: &[f32]) -> (f32, usize) {
+    let mut best = f32::NEG_INFINITY;
+    let mut best_index = usize::MAX;
+    window.for_each(|i, plane_index| {
+        if best_index == usize::MAX {
+            best_index = plane_index;
+        }
+        let x = input[i];
+        if max_replaces(x, best) {
+            best = x;
+            best_index = plane_index;
+        }
+    });
+    (best, best_index)
+}

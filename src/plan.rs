@@ -1,0 +1,405 @@
+//! A validated descriptor bound to an input shape and layout: everything a run needs is computed
+//! once here (output shape, effective pads, per-axis tap tables), so `run` only checks buffer
+//! lengths and calls the kernel.
+
+use std::marker::PhantomData;
+
+use aligned_vec::{AVec, ConstAlign};
+
+use crate::element::Element;
+use crate::geometry::{Axis, AxisPadding, Taps};
+use crate::{Layout, Padding, PoolDesc, PoolError, PoolOp};
+
+/// Alignment in bytes of the buffers that [`Plan::run_alloc`] returns.
+pub const OUTPUT_ALIGN: usize = 64;
+
+/// An output buffer allocated by the crate, aligned to [`OUTPUT_ALIGN`] bytes.
+pub type AlignedVec<T> = AVec<T, ConstAlign<OUTPUT_ALIGN>>;
+
+/// The reduction as the kernels see it, with the op's options resolved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Reduction {
+    Max,
+    Average {
+        count_include_pad: bool,
+        divisor_override: Option<f32>,
+    },
+    Lp {
+        p: f32,
+    },
+}
+
+/// A pooling operation bound to an input shape and layout: plan once, run many times.
+///
+/// Building the plan validates the descriptor against the shape and computes the output shape;
+/// [`Plan::run`] then writes into a caller-provided buffer and allocates nothing. `T` is the
+/// element type (only `f32` today).
+///
+/// ```
+/// use nnpool::{Layout, Padding, Plan, PoolDesc};
+/// let desc = PoolDesc::max(&[3, 3]).strides(&[2, 2]).padding(Padding::symmetric(&[1, 1]));
+/// let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &[1, 2, 5, 5])?;
+/// assert_eq!(plan.output_shape(), &[1, 2, 3, 3]);
+/// let input: Vec<f32> = (0..50).map(|i| i as f32).collect();
+/// let mut output = vec![0.0; plan.output_len()];
+/// plan.run(&input, &mut output)?;
+/// assert_eq!(&output[..3], &[6.0, 8.0, 9.0]);
+/// # Ok::<(), nnpool::PoolError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Plan<T: Element = f32> {
+    pub(crate) reduction: Reduction,
+    pub(crate) layout: Layout,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    pub(crate) batch: usize,
+    pub(crate) channels: usize,
+    /// Spatial axes lifted to 3-D: (depth, height, width), leading unit axes for 1-D and 2-D.
+    pub(crate) axes: [Axis; 3],
+    /// Per axis, per output position: the taps inside the input.
+    pub(crate) taps: [Vec<Taps>; 3],
+    /// Element strides of (n, c, z, y, x) in the input and the output.
+    pub(crate) input_strides: [usize; 5],
+    pub(crate) output_strides: [usize; 5],
+    input_len: usize,
+    output_len: usize,
+    element: PhantomData<fn() -> T>,
+}
+
+impl<T: Element> Plan<T> {
+    /// Validates `desc` against an input of `input_shape` (`[N, C, spatial...]` with 1, 2 or 3
+    /// spatial axes, whatever the layout) and prepares the run.
+    pub fn new(desc: &PoolDesc, layout: Layout, input_shape: &[usize]) -> Result<Self, PoolError> {
+        let dims = input_shape.len();
+        if !(3..=5).contains(&dims) {
+            return Err(PoolError::UnsupportedRank { dims });
+        }
+        if let Some(dim) = input_shape.iter().position(|&x| x == 0) {
+            return Err(PoolError::ZeroDimension { dim });
+        }
+        let input_len = element_count::<T>(input_shape, "input element count")?;
+        let reduction = resolve_reduction(desc)?;
+        let spatial = &input_shape[2..];
+        let axes = spatial_axes(desc, spatial)?;
+
+        let mut output_shape = input_shape[..2].to_vec();
+        output_shape.extend(axes.iter().map(|a| a.output));
+        let output_len = element_count::<T>(&output_shape, "output element count")?;
+        // Argmax indices are i64 positions inside one (n, c) input plane; the plane is smaller
+        // than the whole input, whose byte size fits isize, so they always fit i64.
+
+        let mut lifted = [Axis::UNIT; 3];
+        lifted[3 - axes.len()..].copy_from_slice(&axes);
+        let taps = lifted.map(|a| (0..a.output).map(|o| a.taps(o)).collect());
+        Ok(Self {
+            reduction,
+            layout,
+            input_strides: strides(layout, input_shape[1], &lifted.map(|a| a.input)),
+            output_strides: strides(layout, input_shape[1], &lifted.map(|a| a.output)),
+            input_shape: input_shape.to_vec(),
+            output_shape,
+            batch: input_shape[0],
+            channels: input_shape[1],
+            axes: lifted,
+            taps,
+            input_len,
+            output_len,
+            element: PhantomData,
+        })
+    }
+
+    /// Pools `input` into `output`. Both are dense in the plan's layout and must have exactly
+    /// [`Plan::input_len`] and [`Plan::output_len`] elements.
+    pub fn run(&self, input: &[T], output: &mut [T]) -> Result<(), PoolError> {
+        self.check_buffers(input, output)?;
+        T::pool(self, input, output, None);
+        Ok(())
+    }
+
+    /// Max pooling with argmax indices: `indices[i]` is the position of the element chosen for
+    /// `output[i]` inside its own (n, c) input volume, `(d * H + h) * W + w` (PyTorch's
+    /// convention, whatever the layout). For ONNX `MaxPool`'s whole-tensor index with
+    /// `storage_order = 0`, add `(n * C + c) * D * H * W`; for `storage_order = 1` (column-major)
+    /// the 2-D index is `w * H + h` plus the same offset.
+    pub fn run_with_indices(
+        &self,
+        input: &[T],
+        output: &mut [T],
+        indices: &mut [i64],
+    ) -> Result<(), PoolError> {
+        if self.reduction != Reduction::Max {
+            return Err(PoolError::IndicesUnsupported {
+                op: self.op().name(),
+            });
+        }
+        self.check_buffers(input, output)?;
+        check_len("indices", self.output_len, indices.len())?;
+        T::pool(self, input, output, Some(indices));
+        Ok(())
+    }
+
+    /// Like [`Plan::run`], into a new buffer aligned to [`OUTPUT_ALIGN`] bytes.
+    pub fn run_alloc(&self, input: &[T]) -> Result<AlignedVec<T>, PoolError> {
+        check_len("input", self.input_len, input.len())?;
+        let mut output = AlignedVec::from_iter(
+            OUTPUT_ALIGN,
+            std::iter::repeat_n(T::default(), self.output_len),
+        );
+        self.run(input, &mut output)?;
+        Ok(output)
+    }
+
+    /// Like [`Plan::run_with_indices`], into new buffers (the output aligned to [`OUTPUT_ALIGN`]).
+    pub fn run_alloc_with_indices(
+        &self,
+        input: &[T],
+    ) -> Result<(AlignedVec<T>, Vec<i64>), PoolError> {
+        check_len("input", self.input_len, input.len())?;
+        let mut output = AlignedVec::from_iter(
+            OUTPUT_ALIGN,
+            std::iter::repeat_n(T::default(), self.output_len),
+        );
+        let mut indices = vec![0; self.output_len];
+        self.run_with_indices(input, &mut output, &mut indices)?;
+        Ok((output, indices))
+    }
+
+    fn check_buffers(&self, input: &[T], output: &[T]) -> Result<(), PoolError> {
+        check_len("input", self.input_len, input.len())?;
+        check_len("output", self.output_len, output.len())
+    }
+
+    /// The op, with the average options as given.
+    pub fn op(&self) -> PoolOp {
+        match self.reduction {
+            Reduction::Max => PoolOp::Max,
+            Reduction::Average { .. } => PoolOp::Average,
+            Reduction::Lp { p } => PoolOp::Lp { p },
+        }
+    }
+
+    /// Average pooling: whether padding taps count in the divisor (`false` for other ops).
+    pub fn count_include_pad(&self) -> bool {
+        matches!(
+            self.reduction,
+            Reduction::Average {
+                count_include_pad: true,
+                ..
+            }
+        )
+    }
+
+    /// Average pooling: the divisor override, if any.
+    pub fn divisor_override(&self) -> Option<f32> {
+        match self.reduction {
+            Reduction::Average {
+                divisor_override, ..
+            } => divisor_override,
+            _ => None,
+        }
+    }
+
+    /// The memory layout of input and output.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// `[N, C, spatial...]` of the input.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// `[N, C, spatial...]` of the output.
+    pub fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    /// Number of input elements.
+    pub fn input_len(&self) -> usize {
+        self.input_len
+    }
+
+    /// Number of output elements (and of indices).
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    fn spatial(&self) -> &[Axis] {
+        &self.axes[5 - self.input_shape.len()..]
+    }
+
+    /// Kernel per spatial axis (the input's spatial shape for global pooling).
+    pub fn kernel(&self) -> Vec<usize> {
+        self.spatial().iter().map(|a| a.kernel).collect()
+    }
+
+    /// Stride per spatial axis.
+    pub fn strides(&self) -> Vec<usize> {
+        self.spatial().iter().map(|a| a.stride).collect()
+    }
+
+    /// Dilation per spatial axis.
+    pub fn dilations(&self) -> Vec<usize> {
+        self.spatial().iter().map(|a| a.dilation).collect()
+    }
+
+    /// Effective padding before each spatial axis (resolved for `same` modes).
+    pub fn pads_begin(&self) -> Vec<usize> {
+        self.spatial().iter().map(|a| a.pad_begin).collect()
+    }
+
+    /// Effective padding after each spatial axis (resolved for `same` modes).
+    pub fn pads_end(&self) -> Vec<usize> {
+        self.spatial().iter().map(|a| a.pad_end).collect()
+    }
+}
+
+fn check_len(argument: &'static str, expected: usize, got: usize) -> Result<(), PoolError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(PoolError::BufferLength {
+            argument,
+            expected,
+            got,
+        })
+    }
+}
+
+/// The product of `shape`, checked so that a buffer of that many `T` fits in `isize` bytes.
+fn element_count<T>(shape: &[usize], what: &'static str) -> Result<usize, PoolError> {
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &x| acc.checked_mul(x))
+        .ok_or(PoolError::Overflow { what })?;
+    let bytes = count
+        .checked_mul(std::mem::size_of::<T>())
+        .ok_or(PoolError::Overflow { what })?;
+    if bytes > isize::MAX as usize {
+        return Err(PoolError::Overflow { what });
+    }
+    Ok(count)
+}
+
+fn resolve_reduction(desc: &PoolDesc) -> Result<Reduction, PoolError> {
+    if desc.op != PoolOp::Average {
+        let not_average = |argument| PoolError::NotApplicable {
+            argument,
+            reason: match desc.op {
+                PoolOp::Max => "max pooling",
+                _ => "lp pooling",
+            },
+        };
+        if desc.count_include_pad.is_some() {
+            return Err(not_average("count_include_pad"));
+        }
+        if desc.divisor_override.is_some() {
+            return Err(not_average("divisor_override"));
+        }
+    }
+    Ok(match desc.op {
+        PoolOp::Max => Reduction::Max,
+        PoolOp::Average => {
+            if let Some(divisor) = desc.divisor_override {
+                if !divisor.is_finite() || divisor == 0.0 {
+                    return Err(PoolError::InvalidDivisor { divisor });
+                }
+            }
+            Reduction::Average {
+                count_include_pad: desc.count_include_pad.unwrap_or(false),
+                divisor_override: desc.divisor_override,
+            }
+        }
+        PoolOp::Lp { p } => {
+            if !(p.is_finite() && p >= 1.0) {
+                return Err(PoolError::InvalidP { p });
+            }
+            Reduction::Lp { p }
+        }
+    })
+}
+
+/// Validates the window against the spatial shape, one axis at a time.
+fn spatial_axes(desc: &PoolDesc, spatial: &[usize]) -> Result<Vec<Axis>, PoolError> {
+    let rank = spatial.len();
+    let Some(kernel) = &desc.kernel else {
+        let global = |argument| PoolError::NotApplicable {
+            argument,
+            reason: "a global window",
+        };
+        for (argument, given) in [
+            ("strides", desc.strides.is_some()),
+            ("dilations", desc.dilations.is_some()),
+            ("padding", desc.padding.is_some()),
+            ("ceil_mode", desc.ceil_mode.is_some()),
+        ] {
+            if given {
+                return Err(global(argument));
+            }
+        }
+        let full = |&input| Axis {
+            kernel: input,
+            input,
+            ..Axis::UNIT
+        };
+        return Ok(spatial.iter().map(full).collect());
+    };
+    let per_axis = |argument: &'static str, values: &[usize]| {
+        if values.len() == rank {
+            Ok(())
+        } else {
+            Err(PoolError::RankMismatch {
+                argument,
+                expected: rank,
+                got: values.len(),
+            })
+        }
+    };
+    per_axis("kernel", kernel)?;
+    let strides = desc.strides.as_deref().unwrap_or(kernel);
+    per_axis("strides", strides)?;
+    let ones = vec![1; rank];
+    let dilations = desc.dilations.as_deref().unwrap_or(&ones);
+    per_axis("dilations", dilations)?;
+    // No padding given: zero explicit pads, so that ceil mode applies (PyTorch's default).
+    let padding = desc.padding.clone().unwrap_or(Padding::Explicit {
+        begin: vec![0; rank],
+        end: vec![0; rank],
+    });
+    let ceil_mode = desc.ceil_mode.unwrap_or(false);
+    if let Padding::Explicit { begin, end } = &padding {
+        per_axis("pads_begin", begin)?;
+        per_axis("pads_end", end)?;
+    }
+    (0..rank)
+        .map(|i| {
+            let axis_padding = match &padding {
+                Padding::Explicit { begin, end } => AxisPadding::Explicit {
+                    begin: begin[i],
+                    end: end[i],
+                },
+                Padding::Valid => AxisPadding::Valid,
+                Padding::SameUpper => AxisPadding::SameUpper,
+                Padding::SameLower => AxisPadding::SameLower,
+            };
+            Axis::new(
+                i,
+                spatial[i],
+                kernel[i],
+                strides[i],
+                dilations[i],
+                axis_padding,
+                ceil_mode,
+            )
+        })
+        .collect()
+}
+
+/// Element strides of (n, c, z, y, x) for a dense tensor of this layout.
+fn strides(layout: Layout, c: usize, spatial: &[usize; 3]) -> [usize; 5] {
+    let [d, h, w] = *spatial;
+    match layout {
+        Layout::ChannelsFirst => [c * d * h * w, d * h * w, h * w, w, 1],
+        Layout::ChannelsLast => [d * h * w * c, 1, h * w * c, w * c, c],
+    }
+}
