@@ -386,7 +386,8 @@ mod tests {
             false,
         );
         assert_eq!(r, Err(PoolError::EmptyWindow { axis: 0 }));
-        // Without the end padding the last window starts at -8 - 10 and every window is fine.
+        // Without the end padding the last window starts at -8 and its second tap, big - 8, is
+        // inside the input.
         let padding = AxisPadding::Explicit {
             begin: big - 1,
             end: 0,
