@@ -141,6 +141,21 @@ impl PoolDesc {
         }
     }
 
+    /// Global max pooling.
+    pub fn global_max() -> Self {
+        Self::global(PoolOp::Max)
+    }
+
+    /// Global average pooling.
+    pub fn global_average() -> Self {
+        Self::global(PoolOp::Average)
+    }
+
+    /// Global Lp pooling.
+    pub fn global_lp(p: f32) -> Self {
+        Self::global(PoolOp::Lp { p })
+    }
+
     /// Max pooling with a sliding window.
     pub fn max(kernel: &[usize]) -> Self {
         Self::new(PoolOp::Max, kernel)

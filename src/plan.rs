@@ -1,13 +1,14 @@
 //! A validated descriptor bound to an input shape and layout: everything a run needs is computed
-//! once here (output shape, effective pads, per-axis tap tables), so `run` only checks buffer
-//! lengths and calls the kernel.
+//! once here (output shape, effective pads, strides), so `run` only checks buffer lengths and
+//! calls the kernel. A plan's size does not grow with the tensor's: descriptors of any size can be
+//! validated without allocating for them.
 
 use std::marker::PhantomData;
 
 use aligned_vec::{AVec, ConstAlign};
 
 use crate::element::Element;
-use crate::geometry::{Axis, AxisPadding, Taps};
+use crate::geometry::{Axis, AxisPadding};
 use crate::{Layout, Padding, PoolDesc, PoolError, PoolOp};
 
 /// Alignment in bytes of the buffers that [`Plan::run_alloc`] returns.
@@ -56,8 +57,6 @@ pub struct Plan<T: Element = f32> {
     pub(crate) channels: usize,
     /// Spatial axes lifted to 3-D: (depth, height, width), leading unit axes for 1-D and 2-D.
     pub(crate) axes: [Axis; 3],
-    /// Per axis, per output position: the taps inside the input.
-    pub(crate) taps: [Vec<Taps>; 3],
     /// Element strides of (n, c, z, y, x) in the input and the output.
     pub(crate) input_strides: [usize; 5],
     pub(crate) output_strides: [usize; 5],
@@ -90,7 +89,6 @@ impl<T: Element> Plan<T> {
 
         let mut lifted = [Axis::UNIT; 3];
         lifted[3 - axes.len()..].copy_from_slice(&axes);
-        let taps = lifted.map(|a| (0..a.output).map(|o| a.taps(o)).collect());
         Ok(Self {
             reduction,
             layout,
@@ -101,7 +99,6 @@ impl<T: Element> Plan<T> {
             batch: input_shape[0],
             channels: input_shape[1],
             axes: lifted,
-            taps,
             input_len,
             output_len,
             element: PhantomData,

@@ -13,18 +13,27 @@ fn floats(v: &Value) -> Vec<f32> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(v.as_str().expect("base64 string"))
         .expect("valid base64");
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("integer") as usize).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("integer") as usize)
+        .collect()
 }
 
 fn desc(case: &Value) -> PoolDesc {
     let op = match case["op"].as_str().unwrap() {
         "max" => PoolOp::Max,
         "avg" => PoolOp::Average,
-        "lp" => PoolOp::Lp { p: case["p"].as_f64().unwrap() as f32 },
+        "lp" => PoolOp::Lp {
+            p: case["p"].as_f64().unwrap() as f32,
+        },
         other => panic!("unknown op {other}"),
     };
     if case["global"].as_bool().unwrap() {
@@ -84,27 +93,44 @@ fn check_case(case: &Value) -> Result<(), String> {
     let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape)
         .map_err(|e| format!("plan rejected: {e}"))?;
     if plan.output_shape() != usizes(&case["output_shape"]) {
-        return Err(format!("output shape {:?}, golden {}", plan.output_shape(), case["output_shape"]));
+        return Err(format!(
+            "output shape {:?}, golden {}",
+            plan.output_shape(),
+            case["output_shape"]
+        ));
     }
     let with_indices = case.get("indices").is_some();
-    let (ours, indices) = common::run_guarded(&plan, &input, with_indices).map_err(|e| e.to_string())?;
+    let (ours, indices) =
+        common::run_guarded(&plan, &input, with_indices).map_err(|e| e.to_string())?;
     let exact = case["op"] == "max";
-    let abs_tolerance = case.get("abs_tolerance").and_then(Value::as_f64).unwrap_or(0.0) as f32;
+    let abs_tolerance = case
+        .get("abs_tolerance")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0) as f32;
     for (i, (&o, &g)) in ours.iter().zip(&golden).enumerate() {
-        let ok = if exact { o.to_bits() == g.to_bits() } else { close(o, g, abs_tolerance) };
+        let ok = if exact {
+            o.to_bits() == g.to_bits()
+        } else {
+            close(o, g, abs_tolerance)
+        };
         if !ok {
             return Err(format!("output[{i}] = {o:e}, golden {g:e}"));
         }
     }
     if let Some(ours) = &indices {
         let golden = case["indices"].as_array().unwrap();
-        let order = case.get("storage_order").and_then(Value::as_u64).unwrap_or(0);
+        let order = case
+            .get("storage_order")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let out_plane: usize = plan.output_shape()[2..].iter().product();
         for (i, (&o, g)) in ours.iter().zip(golden).enumerate() {
             let nc = i / out_plane;
             let converted = onnx_index(o, nc / shape[1], nc % shape[1], &shape, order);
             if converted != g.as_i64().unwrap() {
-                return Err(format!("indices[{i}] = {converted} (plane {o}), golden {g}"));
+                return Err(format!(
+                    "indices[{i}] = {converted} (plane {o}), golden {g}"
+                ));
             }
         }
     }
@@ -119,9 +145,15 @@ fn check_case(case: &Value) -> Result<(), String> {
     let (last, last_indices) =
         common::run_guarded(&nhwc, &input_last, with_indices).map_err(|e| e.to_string())?;
     let out_shape = plan.output_shape();
-    let back = common::relayout(&last, out_shape, Layout::ChannelsLast, Layout::ChannelsFirst);
-    let back_indices = last_indices
-        .map(|i| common::relayout_indices(&i, out_shape, Layout::ChannelsLast, Layout::ChannelsFirst));
+    let back = common::relayout(
+        &last,
+        out_shape,
+        Layout::ChannelsLast,
+        Layout::ChannelsFirst,
+    );
+    let back_indices = last_indices.map(|i| {
+        common::relayout_indices(&i, out_shape, Layout::ChannelsLast, Layout::ChannelsFirst)
+    });
     if !common::same_bits(&back, &ours) || back_indices != indices {
         return Err("channels-last result differs from channels-first".into());
     }
@@ -136,12 +168,28 @@ fn golden_cases_from_frameworks() {
     let mut failures = Vec::new();
     let mut by_source = std::collections::BTreeMap::<String, usize>::new();
     for case in cases {
-        *by_source.entry(case["source"].as_str().unwrap().to_string()).or_default() += 1;
+        *by_source
+            .entry(case["source"].as_str().unwrap().to_string())
+            .or_default() += 1;
         if let Err(e) = check_case(case) {
-            failures.push(format!("{} ({}): {e}", case["name"].as_str().unwrap(), case["source"]));
+            failures.push(format!(
+                "{} ({}): {e}",
+                case["name"].as_str().unwrap(),
+                case["source"]
+            ));
         }
     }
     println!("checked {} golden cases: {by_source:?}", cases.len());
-    assert!(cases.len() >= 150, "the golden data lost cases: {}", cases.len());
-    assert!(failures.is_empty(), "{} of {} cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        cases.len() >= 150,
+        "the golden data lost cases: {}",
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

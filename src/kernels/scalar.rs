@@ -2,8 +2,8 @@
 //! leading axes). It follows the interior/border split that the vector kernels use:
 //!
 //! ```text
-//! for n, c, oz, oy:                       taps of z and y from the plan's per-axis tables
-//!     for ox in left border:  window with the x taps from the table (clipped to the input)
+//! for n, c, oz, oy:                       taps of z and y clipped to the input
+//!     for ox in left border:  window with the x taps clipped to the input
 //!     for ox in interior:     window with all k x taps, first at ox*s - pb (no table, no clipping)
 //!     for ox in right border: as the left border
 //! ```
@@ -73,7 +73,9 @@ pub(crate) fn pool(
         for c in 0..plan.channels {
             let base = n * is[0] + c * is[1];
             for oz in 0..az.output {
+                let taps_z = az.taps(oz);
                 for oy in 0..ay.output {
+                    let taps_y = ay.taps(oy);
                     let row_out = n * os[0] + c * os[1] + oz * os[2] + oy * os[3];
                     for (range, is_interior) in segments.clone() {
                         for ox in range {
@@ -84,10 +86,10 @@ pub(crate) fn pool(
                                     padded_count: ax.kernel,
                                 }
                             } else {
-                                plan.taps[2][ox]
+                                ax.taps(ox)
                             };
                             let window = Window {
-                                taps: [plan.taps[0][oz], plan.taps[1][oy], tx],
+                                taps: [taps_z, taps_y, tx],
                                 axes: &plan.axes,
                                 strides: is,
                                 base,

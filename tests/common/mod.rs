@@ -29,7 +29,10 @@ pub fn relayout(data: &[f32], shape: &[usize], from: Layout, to: Layout) -> Vec<
 /// Same reordering for indices.
 pub fn relayout_indices(data: &[i64], shape: &[usize], from: Layout, to: Layout) -> Vec<i64> {
     let as_f: Vec<f32> = data.iter().map(|&i| f32::from_bits(i as u32)).collect();
-    relayout(&as_f, shape, from, to).iter().map(|f| f.to_bits() as i64).collect()
+    relayout(&as_f, shape, from, to)
+        .iter()
+        .map(|f| f.to_bits() as i64)
+        .collect()
 }
 
 /// Runs a plan into a buffer with sentinels on both sides and checks that nothing outside the
@@ -45,13 +48,26 @@ pub fn run_guarded(
     let mut out = vec![sentinel; len + 2 * GUARD];
     let mut idx = vec![-7i64; len + 2 * GUARD];
     if with_indices {
-        plan.run_with_indices(input, &mut out[GUARD..GUARD + len], &mut idx[GUARD..GUARD + len])?;
+        plan.run_with_indices(
+            input,
+            &mut out[GUARD..GUARD + len],
+            &mut idx[GUARD..GUARD + len],
+        )?;
     } else {
         plan.run(input, &mut out[GUARD..GUARD + len])?;
     }
     let untouched = |s: &[f32]| s.iter().all(|v| v.to_bits() == sentinel.to_bits());
-    assert!(untouched(&out[..GUARD]) && untouched(&out[GUARD + len..]), "output guard overwritten");
-    assert!(idx[..GUARD].iter().chain(&idx[GUARD + len..]).all(|&i| i == -7), "indices guard overwritten");
+    assert!(
+        untouched(&out[..GUARD]) && untouched(&out[GUARD + len..]),
+        "output guard overwritten"
+    );
+    assert!(
+        idx[..GUARD]
+            .iter()
+            .chain(&idx[GUARD + len..])
+            .all(|&i| i == -7),
+        "indices guard overwritten"
+    );
     let indices = with_indices.then(|| idx[GUARD..GUARD + len].to_vec());
     Ok((out[GUARD..GUARD + len].to_vec(), indices))
 }
