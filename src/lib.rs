@@ -59,3 +59,8 @@ pub use desc::{Layout, Padding, PoolDesc, PoolOp};
 pub use element::Element;
 pub use error::PoolError;
 pub use plan::{AlignedVec, OUTPUT_ALIGN, Plan};
+
+/// The README's examples run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
