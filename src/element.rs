@@ -13,10 +13,18 @@ pub trait Element: sealed::Sealed + Copy + Default + Send + Sync + 'static {
     /// Runs the plan's kernel; buffer lengths were checked by the caller.
     #[doc(hidden)]
     fn pool(plan: &Plan<Self>, input: &[Self], output: &mut [Self], indices: Option<&mut [i64]>);
+
+    /// Chooses the kernel a plan of this element type runs on its level.
+    #[doc(hidden)]
+    fn select_kernel(plan: &mut Plan<Self>);
 }
 
 impl Element for f32 {
     fn pool(plan: &Plan<f32>, input: &[f32], output: &mut [f32], indices: Option<&mut [i64]>) {
-        crate::kernels::scalar::pool(plan, input, output, indices);
+        crate::parallel::run(plan, input, output, indices);
+    }
+
+    fn select_kernel(plan: &mut Plan<f32>) {
+        plan.kernel = crate::kernels::Kernel::choose(plan, plan.isa().lanes());
     }
 }

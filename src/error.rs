@@ -91,6 +91,11 @@ pub enum PoolError {
         /// What does not take it.
         reason: &'static str,
     },
+    /// An instruction-set level was asked for that this CPU does not run.
+    IsaUnavailable {
+        /// The level's name.
+        isa: &'static str,
+    },
     /// Argmax indices were asked for from an op that has none (only max pooling has them).
     IndicesUnsupported {
         /// The op's name.
@@ -154,6 +159,12 @@ impl fmt::Display for PoolError {
             ),
             Self::NotApplicable { argument, reason } => {
                 write!(f, "{argument} was given but {reason} does not take it")
+            }
+            Self::IsaUnavailable { isa } => {
+                write!(
+                    f,
+                    "isa = {isa}: this CPU does not run that instruction-set level"
+                )
             }
             Self::IndicesUnsupported { op } => write!(
                 f,

@@ -51,13 +51,16 @@ mod desc;
 mod element;
 mod error;
 mod geometry;
+mod isa;
 mod kernels;
+mod parallel;
 mod plan;
 pub mod reference;
 
 pub use desc::{Layout, Padding, PoolDesc, PoolOp};
 pub use element::Element;
 pub use error::PoolError;
+pub use isa::Isa;
 pub use plan::{AlignedVec, OUTPUT_ALIGN, Plan};
 
 /// The README's examples run as doc tests.

@@ -9,6 +9,8 @@ use aligned_vec::{AVec, ConstAlign};
 
 use crate::element::Element;
 use crate::geometry::{Axis, AxisPadding};
+use crate::isa::Isa;
+use crate::kernels::Kernel;
 use crate::{Layout, Padding, PoolDesc, PoolError, PoolOp};
 
 /// Alignment in bytes of the buffers that [`Plan::run_alloc`] returns.
@@ -62,6 +64,9 @@ pub struct Plan<T: Element = f32> {
     pub(crate) output_strides: [usize; 5],
     input_len: usize,
     output_len: usize,
+    pub(crate) isa: Isa,
+    pub(crate) kernel: Kernel,
+    pub(crate) parallel: bool,
     element: PhantomData<fn() -> T>,
 }
 
@@ -89,7 +94,7 @@ impl<T: Element> Plan<T> {
 
         let mut lifted = [Axis::UNIT; 3];
         lifted[3 - axes.len()..].copy_from_slice(&axes);
-        Ok(Self {
+        let mut plan = Self {
             reduction,
             layout,
             input_strides: strides(layout, input_shape[1], &lifted.map(|a| a.input)),
@@ -101,7 +106,59 @@ impl<T: Element> Plan<T> {
             axes: lifted,
             input_len,
             output_len,
+            isa: Isa::Portable,
+            kernel: Kernel::Scalar,
+            parallel: true,
             element: PhantomData,
+        };
+        plan.select_kernel(Isa::default_for_process());
+        Ok(plan)
+    }
+
+    fn select_kernel(&mut self, isa: Isa) {
+        self.isa = isa;
+        T::select_kernel(self);
+    }
+
+    /// Runs on instruction-set level `isa` instead of the process default
+    /// ([`Isa::default_for_process`]); an error if this CPU lacks it.
+    pub fn with_isa(mut self, isa: Isa) -> Result<Self, PoolError> {
+        if !isa.is_available() {
+            return Err(PoolError::IsaUnavailable { isa: isa.name() });
+        }
+        self.select_kernel(isa);
+        Ok(self)
+    }
+
+    /// Whether `run` may split the work over the current rayon pool (the default) or runs on
+    /// the calling thread only. Results are bit-identical either way.
+    pub fn with_parallel(mut self, parallel: bool) -> Self {
+        self.parallel = parallel;
+        self
+    }
+
+    /// The instruction-set level the plan runs on.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The kernel the plan runs, with its level, e.g. `channels_last_max/v4`.
+    pub fn kernel_name(&self) -> String {
+        match self.kernel {
+            Kernel::Scalar => "scalar".to_string(),
+            kernel => format!("{}/{}", kernel.name(), self.isa),
+        }
+    }
+
+    /// Whether the window is the whole unpadded spatial extent (global pooling, or a sliding
+    /// window that amounts to it).
+    pub fn is_global(&self) -> bool {
+        self.axes.iter().all(|a| {
+            a.output == 1
+                && a.kernel == a.input
+                && a.dilation == 1
+                && a.pad_begin == 0
+                && a.pad_end == 0
         })
     }
 

@@ -134,29 +134,15 @@ fn check_case(case: &Value) -> Result<(), String> {
             }
         }
     }
-    // The reference must agree bit for bit with the plan.
-    let (reference, reference_indices) = common::run_reference(&plan, &input, with_indices);
-    if !common::same_bits(&reference, &ours) || reference_indices != indices {
-        return Err("reference and plan differ".into());
-    }
-    // Channels-last gives the same result, transposed.
+    // The plan agrees with the reference as the contract says, in both layouts.
+    common::check_against_reference(&plan, &input, &ours, &indices)
+        .map_err(|e| format!("channels-first vs reference: {e}"))?;
     let nhwc = Plan::<f32>::new(&desc, Layout::ChannelsLast, &shape).map_err(|e| e.to_string())?;
     let input_last = common::relayout(&input, &shape, Layout::ChannelsFirst, Layout::ChannelsLast);
     let (last, last_indices) =
         common::run_guarded(&nhwc, &input_last, with_indices).map_err(|e| e.to_string())?;
-    let out_shape = plan.output_shape();
-    let back = common::relayout(
-        &last,
-        out_shape,
-        Layout::ChannelsLast,
-        Layout::ChannelsFirst,
-    );
-    let back_indices = last_indices.map(|i| {
-        common::relayout_indices(&i, out_shape, Layout::ChannelsLast, Layout::ChannelsFirst)
-    });
-    if !common::same_bits(&back, &ours) || back_indices != indices {
-        return Err("channels-last result differs from channels-first".into());
-    }
+    common::check_against_reference(&nhwc, &input_last, &last, &last_indices)
+        .map_err(|e| format!("channels-last vs reference: {e}"))?;
     Ok(())
 }
 

@@ -1,4 +1,176 @@
-//! The inner loops behind a plan. Each kernel sees validated geometry and checked buffer
-//! lengths; it writes every output element exactly once.
+//! The inner loops behind a plan, and the choice among them. Each kernel sees validated geometry
+//! and checked buffer lengths, and writes exactly the output rows of its task.
+//!
+//! Output rows are the unit of work everywhere: in channels-first layout a row is
+//! (n, c, oz, oy) with `X_out` elements, in channels-last layout (n, oz, oy) with `X_out * C`;
+//! in both the rows are contiguous, so a task is a plain sub-slice of the output.
 
+pub(crate) mod channels_first;
+pub(crate) mod channels_last;
+pub(crate) mod global;
+pub(crate) mod reduce;
 pub(crate) mod scalar;
+mod simd_io;
+
+use std::ops::Range;
+
+use crate::geometry::Taps;
+use crate::isa::{Isa, dispatch};
+use crate::plan::Reduction;
+use crate::{Layout, Plan};
+use reduce::{Average, L1, L2, Max, Rule};
+
+/// Which loop nest a plan runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// The scalar loops (see `scalar.rs` for when).
+    Scalar,
+    /// Vectorized over channels.
+    ChannelsLast(Rule),
+    /// Vectorized over the output width, with padded phase-split row buffers.
+    ChannelsFirst(Rule),
+    /// One vector reduction per (n, c) plane.
+    GlobalChannelsFirst(Rule),
+}
+
+impl Kernel {
+    /// The kernel for a plan's geometry on a level with `lanes` lanes.
+    pub fn choose(plan: &Plan<f32>, lanes: usize) -> Kernel {
+        let Some(rule) = Rule::of(plan.reduction) else {
+            return Kernel::Scalar;
+        };
+        // Vector kernels carry max indices in 32-bit lanes.
+        let plane: usize = plan.axes.iter().map(|a| a.input).product();
+        if rule == Rule::Max && u32::try_from(plane).is_err() {
+            return Kernel::Scalar;
+        }
+        match plan.layout {
+            Layout::ChannelsLast => Kernel::ChannelsLast(rule),
+            Layout::ChannelsFirst if plan.is_global() => Kernel::GlobalChannelsFirst(rule),
+            Layout::ChannelsFirst => {
+                let padded_row = plan.axes[2].input + plan.axes[2].pad_begin + plan.axes[2].pad_end;
+                match channels_first::chunking(plan, lanes) {
+                    Some(_) if u32::try_from(padded_row).is_ok() => Kernel::ChannelsFirst(rule),
+                    _ => Kernel::Scalar,
+                }
+            }
+        }
+    }
+
+    /// A name for reports: the loop nest and the rule.
+    pub fn name(self) -> String {
+        let rule = |r: Rule| format!("{r:?}").to_lowercase();
+        match self {
+            Kernel::Scalar => "scalar".to_string(),
+            Kernel::ChannelsLast(r) => format!("channels_last_{}", rule(r)),
+            Kernel::ChannelsFirst(r) => format!("channels_first_rows_{}", rule(r)),
+            Kernel::GlobalChannelsFirst(r) => format!("global_channels_first_{}", rule(r)),
+        }
+    }
+}
+
+/// Number of output rows and elements per row (see the module doc).
+pub(crate) fn row_shape(plan: &Plan<f32>) -> (usize, usize) {
+    let [az, ay, ax] = &plan.axes;
+    let spatial_rows = az.output * ay.output;
+    match plan.layout {
+        Layout::ChannelsFirst => (plan.batch * plan.channels * spatial_rows, ax.output),
+        Layout::ChannelsLast => (plan.batch * spatial_rows, ax.output * plan.channels),
+    }
+}
+
+/// The average divisor of a window (1 for other ops): the override, or the number of taps
+/// inside the padded input (`count_include_pad`), or inside the input, as the reference counts
+/// them.
+#[inline(always)]
+pub(crate) fn divisor(reduction: Reduction, taps: &[Taps; 3]) -> f32 {
+    match reduction {
+        Reduction::Average {
+            divisor_override: Some(d),
+            ..
+        } => d,
+        Reduction::Average {
+            count_include_pad: true,
+            ..
+        } => taps.iter().map(|t| t.padded_count).product::<usize>() as f32,
+        Reduction::Average { .. } => taps.iter().map(|t| t.count).product::<usize>() as f32,
+        _ => 1.0,
+    }
+}
+
+/// Runs `kernel` on level `isa` for the output rows `rows`; `output` (and `indices`) hold
+/// exactly those rows.
+pub(crate) fn run_rows(
+    plan: &Plan<f32>,
+    kernel: Kernel,
+    isa: Isa,
+    input: &[f32],
+    output: &mut [f32],
+    indices: Option<&mut [i64]>,
+    rows: Range<usize>,
+) {
+    macro_rules! with_rule {
+        ($rule:expr, $task:ident) => {
+            match $rule {
+                Rule::Max => go(
+                    isa,
+                    $task {
+                        rule: Max,
+                        plan,
+                        input,
+                        output,
+                        indices,
+                        rows,
+                    },
+                ),
+                Rule::Average => go(
+                    isa,
+                    $task {
+                        rule: Average,
+                        plan,
+                        input,
+                        output,
+                        indices,
+                        rows,
+                    },
+                ),
+                Rule::L1 => go(
+                    isa,
+                    $task {
+                        rule: L1,
+                        plan,
+                        input,
+                        output,
+                        indices,
+                        rows,
+                    },
+                ),
+                Rule::L2 => go(
+                    isa,
+                    $task {
+                        rule: L2,
+                        plan,
+                        input,
+                        output,
+                        indices,
+                        rows,
+                    },
+                ),
+            }
+        };
+    }
+    use channels_first::ChannelsFirst;
+    use channels_last::ChannelsLast;
+    use global::GlobalChannelsFirst;
+    match kernel {
+        Kernel::Scalar => scalar::pool_rows(plan, input, output, indices, rows),
+        Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast),
+        Kernel::ChannelsFirst(rule) => with_rule!(rule, ChannelsFirst),
+        Kernel::GlobalChannelsFirst(rule) => with_rule!(rule, GlobalChannelsFirst),
+    }
+}
+
+#[inline(always)]
+fn go<Op: pulp::WithSimd<Output = ()>>(isa: Isa, op: Op) {
+    dispatch(isa, op)
+}

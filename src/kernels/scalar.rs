@@ -1,5 +1,7 @@
-//! The portable scalar kernel for every op, layout and rank (1-D and 2-D run as 3-D with unit
-//! leading axes). It follows the interior/border split that the vector kernels use:
+//! The scalar kernel for every op, layout and rank (1-D and 2-D run as 3-D with unit leading
+//! axes). The plan uses it where no vector kernel applies: Lp with `p` other than 1 and 2 (it
+//! needs `powf`), planes too large for 32-bit vector indices, windows too large for the
+//! channels-first row buffers. It follows the interior/border split of the vector kernels:
 //!
 //! ```text
 //! for n, c, oz, oy:                       taps of z and y clipped to the input
@@ -11,10 +13,12 @@
 //! Inside a window the taps are visited in row-major order, so sums are bit-identical to the
 //! reference's.
 
-use crate::Plan;
+use std::ops::Range;
+
 use crate::geometry::{Axis, Taps};
 use crate::plan::Reduction;
 use crate::reference::{lp_root, lp_term, max_replaces};
+use crate::{Layout, Plan};
 
 /// Where a window's taps sit: per-axis taps and how to address them.
 struct Window<'a> {
@@ -44,22 +48,16 @@ impl Window<'_> {
             }
         }
     }
-
-    fn count(&self) -> usize {
-        self.taps.iter().map(|t| t.count).product()
-    }
-
-    fn padded_count(&self) -> usize {
-        self.taps.iter().map(|t| t.padded_count).product()
-    }
 }
 
-/// Pools the whole tensor; buffer lengths were checked by the plan.
-pub(crate) fn pool(
+/// Pools the output rows `rows` (see [`super::row_shape`]) into `output`, which holds exactly
+/// those rows.
+pub(crate) fn pool_rows(
     plan: &Plan<f32>,
     input: &[f32],
     output: &mut [f32],
     mut indices: Option<&mut [i64]>,
+    rows: Range<usize>,
 ) {
     let [az, ay, ax] = &plan.axes;
     let (is, os) = (&plan.input_strides, &plan.output_strides);
@@ -69,59 +67,59 @@ pub(crate) fn pool(
         (interior.clone(), true),
         (interior.end..ax.output, false),
     ];
-    for n in 0..plan.batch {
-        for c in 0..plan.channels {
+    let (channels, first_row) = (plan.channels, rows.start);
+    let channels_last = plan.layout == Layout::ChannelsLast;
+    // Output offset of the task's first row: rows are contiguous in both layouts.
+    let row_start = first_row * super::row_shape(plan).1;
+    for row in rows {
+        let oy = row % ay.output;
+        let oz = (row / ay.output) % az.output;
+        let outer = row / (ay.output * az.output);
+        // Channels-first rows are (n, c, oz, oy); channels-last rows (n, oz, oy) hold every c.
+        let (n, channel_range) = if channels_last {
+            (outer, 0..channels)
+        } else {
+            (outer / channels, outer % channels..outer % channels + 1)
+        };
+        let (taps_z, taps_y) = (az.taps(oz), ay.taps(oy));
+        for c in channel_range {
             let base = n * is[0] + c * is[1];
-            for oz in 0..az.output {
-                let taps_z = az.taps(oz);
-                for oy in 0..ay.output {
-                    let taps_y = ay.taps(oy);
-                    let row_out = n * os[0] + c * os[1] + oz * os[2] + oy * os[3];
-                    for (range, is_interior) in segments.clone() {
-                        for ox in range {
-                            let tx = if is_interior {
-                                Taps {
-                                    first: ox * ax.stride - ax.pad_begin,
-                                    count: ax.kernel,
-                                    padded_count: ax.kernel,
-                                }
-                            } else {
-                                ax.taps(ox)
-                            };
-                            let window = Window {
-                                taps: [taps_z, taps_y, tx],
-                                axes: &plan.axes,
-                                strides: is,
-                                base,
-                            };
-                            let at = row_out + ox * os[4];
-                            match plan.reduction {
-                                Reduction::Max => {
-                                    let (value, index) = window_max(&window, input);
-                                    output[at] = value;
-                                    if let Some(indices) = indices.as_deref_mut() {
-                                        indices[at] = index as i64;
-                                    }
-                                }
-                                Reduction::Average {
-                                    count_include_pad,
-                                    divisor_override,
-                                } => {
-                                    let mut sum = 0.0f32;
-                                    window.for_each(|i, _| sum += input[i]);
-                                    let divisor = match divisor_override {
-                                        Some(d) => d,
-                                        None if count_include_pad => window.padded_count() as f32,
-                                        None => window.count() as f32,
-                                    };
-                                    output[at] = sum / divisor;
-                                }
-                                Reduction::Lp { p } => {
-                                    let mut sum = 0.0f32;
-                                    window.for_each(|i, _| sum += lp_term(input[i], p));
-                                    output[at] = lp_root(sum, p);
-                                }
+            let row_out = n * os[0] + c * os[1] + oz * os[2] + oy * os[3] - row_start;
+            for (range, is_interior) in segments.clone() {
+                for ox in range {
+                    let tx = if is_interior {
+                        Taps {
+                            first: ox * ax.stride - ax.pad_begin,
+                            count: ax.kernel,
+                            padded_count: ax.kernel,
+                        }
+                    } else {
+                        ax.taps(ox)
+                    };
+                    let window = Window {
+                        taps: [taps_z, taps_y, tx],
+                        axes: &plan.axes,
+                        strides: is,
+                        base,
+                    };
+                    let at = row_out + ox * os[4];
+                    match plan.reduction {
+                        Reduction::Max => {
+                            let (value, index) = window_max(&window, input);
+                            output[at] = value;
+                            if let Some(indices) = indices.as_deref_mut() {
+                                indices[at] = index as i64;
                             }
+                        }
+                        Reduction::Average { .. } => {
+                            let mut sum = 0.0f32;
+                            window.for_each(|i, _| sum += input[i]);
+                            output[at] = sum / super::divisor(plan.reduction, &window.taps);
+                        }
+                        Reduction::Lp { p } => {
+                            let mut sum = 0.0f32;
+                            window.for_each(|i, _| sum += lp_term(input[i], p));
+                            output[at] = lp_root(sum, p);
                         }
                     }
                 }

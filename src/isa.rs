@@ -1,0 +1,142 @@
+//! The instruction-set levels the kernels are compiled for, detected once at run time.
+//!
+//! Each kernel is written once, generic over pulp's `Simd` trait, and instantiated per level
+//! here. A level's token exists only after pulp has detected the CPU feature, so code that holds
+//! one needs no further checks. `NNPOOL_ISA=scalar|v2|v3|v4|neon` sets the default level for
+//! every plan of the process (tests and benchmarks use it to run each path on one machine).
+
+use std::sync::OnceLock;
+
+use pulp::{Simd, WithSimd};
+
+/// An instruction-set level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Isa {
+    /// Portable: 4-lane arrays that the compiler vectorizes for whatever the build targets
+    /// (SSE2 on a default x86-64 build). Runs everywhere; named `scalar` in `NNPOOL_ISA`.
+    Portable,
+    /// x86-64-v2 (SSE4.2), 4 lanes.
+    V2,
+    /// x86-64-v3 (AVX2 + FMA), 8 lanes.
+    V3,
+    /// x86-64-v4 (AVX-512 F/BW/CD/DQ/VL), 16 lanes.
+    V4,
+    /// aarch64 NEON, 4 lanes.
+    Neon,
+}
+
+impl Isa {
+    /// Every level, slowest first.
+    pub const ALL: [Isa; 5] = [Isa::Portable, Isa::V2, Isa::V3, Isa::V4, Isa::Neon];
+
+    /// The name used by `NNPOOL_ISA` and in kernel names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "scalar",
+            Isa::V2 => "v2",
+            Isa::V3 => "v3",
+            Isa::V4 => "v4",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parses a name as [`Isa::name`] gives it.
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|isa| isa.name() == name.trim())
+    }
+
+    /// Whether this CPU runs the level.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Isa::V2 => pulp::x86::V2::try_new().is_some(),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Isa::V3 => pulp::x86::V3::try_new().is_some(),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Isa::V4 => pulp::x86::V4::try_new().is_some(),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => pulp::aarch64::Neon::try_new().is_some(),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The levels this CPU runs, slowest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL
+            .into_iter()
+            .filter(|isa| isa.is_available())
+            .collect()
+    }
+
+    /// The fastest level this CPU runs.
+    pub fn best() -> Isa {
+        Isa::available().into_iter().max().unwrap_or(Isa::Portable)
+    }
+
+    /// The level plans use unless told otherwise: `NNPOOL_ISA` if it is set and names a level
+    /// this CPU runs (a level it lacks gives the best one below it), else [`Isa::best`].
+    /// Read once per process.
+    pub fn default_for_process() -> Isa {
+        static DEFAULT: OnceLock<Isa> = OnceLock::new();
+        *DEFAULT.get_or_init(|| {
+            let Some(wanted) = std::env::var("NNPOOL_ISA")
+                .ok()
+                .and_then(|v| Isa::from_name(&v))
+            else {
+                return Isa::best();
+            };
+            Isa::available()
+                .into_iter()
+                .filter(|&isa| isa <= wanted)
+                .max()
+                .unwrap_or(Isa::Portable)
+        })
+    }
+
+    /// Number of f32 lanes of the level's vectors.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::V3 => 8,
+            Isa::V4 => 16,
+            _ => 4,
+        }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Runs `op` with the level's SIMD token. A level the CPU lacks (plans never hold one) runs the
+/// portable path instead.
+#[inline]
+pub(crate) fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
+    match isa {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Isa::V4 => match pulp::x86::V4::try_new() {
+            Some(simd) => Simd::vectorize(simd, op),
+            None => Simd::vectorize(pulp::Scalar128b, op),
+        },
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Isa::V3 => match pulp::x86::V3::try_new() {
+            Some(simd) => Simd::vectorize(simd, op),
+            None => Simd::vectorize(pulp::Scalar128b, op),
+        },
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        Isa::V2 => match pulp::x86::V2::try_new() {
+            Some(simd) => Simd::vectorize(simd, op),
+            None => Simd::vectorize(pulp::Scalar128b, op),
+        },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => match pulp::aarch64::Neon::try_new() {
+            Some(simd) => Simd::vectorize(simd, op),
+            None => Simd::vectorize(pulp::Scalar128b, op),
+        },
+        _ => Simd::vectorize(pulp::Scalar128b, op),
+    }
+}

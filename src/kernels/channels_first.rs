@@ -1,0 +1,383 @@
+//! Channels-first (NCW, NCHW, NCDHW) kernel, vectorized over the output width.
+//!
+//! ```text
+//! for each output row (n, c, oz, oy) of the task:
+//!     rows = the input rows (z, y) of the window inside the input, in row-major order
+//!     for each chunk of the output row:
+//!         for each of those input rows: copy it into a row buffer, padded with the op's
+//!             neutral value and split by phase (element q goes to phase q mod s, slot q / s),
+//!             so that tap x of every output in a vector is one contiguous load
+//!         for blocks of 4 (then 1) output vectors:
+//!             acc = init
+//!             for each buffered row, for each x tap: acc = rule(acc, buffer[phase][slot..])
+//!             output[n, c, oz, oy, ox..] = finish(acc, divisor per lane)
+//! ```
+//!
+//! The padded row buffer makes horizontal padding cost no branch in the hot loop; splitting by
+//! phase turns stride 2 (and any stride) into contiguous loads, and stride 1 into a plain copy.
+//! A padding tap holds the op's neutral value (−∞ for max, 0 for sums), which leaves every lane's
+//! result bit-identical to the reference's (a running sum is never −0, so adding +0 changes
+//! nothing). Max indices of windows whose input is all −∞ are set afterwards to the window's
+//! first input element, as the reference does.
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::reduce::{Acc, Reducer};
+use super::simd_io::{lanes, load, ramp, store, store_first, store_indices};
+use crate::Plan;
+use crate::geometry::{Axis, Taps};
+
+/// Elements of the per-task scratch that holds the buffered rows.
+pub(crate) const SCRATCH: usize = 16 * 1024;
+
+/// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a channels-first plan.
+pub(crate) struct ChannelsFirst<'a, R> {
+    pub rule: R,
+    pub plan: &'a Plan<f32>,
+    pub input: &'a [f32],
+    pub output: &'a mut [f32],
+    pub indices: Option<&'a mut [i64]>,
+    pub rows: Range<usize>,
+}
+
+/// How the output row is cut into chunks that fit the scratch.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// Outputs per chunk (a multiple of the lanes).
+    chunk: usize,
+    /// Slots per phase buffer: the chunk plus the largest tap shift, rounded up.
+    phase_len: usize,
+}
+
+/// The chunking for a plan on a level with `lanes` lanes, or `None` when even one vector of
+/// outputs does not fit the scratch (huge windows: the scalar kernel takes those).
+pub(crate) fn chunking(plan: &Plan<f32>, lanes: usize) -> Option<(usize, usize)> {
+    let [az, ay, ax] = &plan.axes;
+    let rows = az.kernel.checked_mul(ay.kernel)?;
+    let max_shift = (ax.kernel - 1).checked_mul(ax.dilation)? / ax.stride;
+    let per_slot = rows.checked_mul(ax.stride)?;
+    let slots = SCRATCH / per_slot;
+    let chunk = slots.checked_sub(max_shift + lanes)? / lanes * lanes;
+    if chunk == 0 {
+        return None;
+    }
+    let chunk = chunk.min(ax.output.div_ceil(lanes) * lanes);
+    Some((chunk, chunk + max_shift))
+}
+
+/// Elements of scratch a task needs: one phase-split buffer per input row of a window.
+fn scratch_len(plan: &Plan<f32>, phase_len: usize) -> usize {
+    let [az, ay, ax] = &plan.axes;
+    az.kernel * ay.kernel * ax.stride * phase_len
+}
+
+impl<R: Reducer> WithSimd for ChannelsFirst<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            rule,
+            plan,
+            input,
+            output,
+            indices,
+            rows,
+        } = self;
+        let lanes = lanes::<S>();
+        let Some((chunk, phase_len)) = chunking(plan, lanes) else {
+            unreachable!("the plan chose this kernel only where the rows fit the scratch");
+        };
+        let layout = Layout { chunk, phase_len };
+        // A stack buffer sized in steps, so that small problems do not pay for zeroing a large one.
+        let needed = scratch_len(plan, phase_len);
+        if needed <= 512 {
+            rows_with_scratch(
+                simd,
+                rule,
+                plan,
+                input,
+                output,
+                indices,
+                rows,
+                layout,
+                &mut [0.0; 512],
+            );
+        } else if needed <= 4096 {
+            rows_with_scratch(
+                simd,
+                rule,
+                plan,
+                input,
+                output,
+                indices,
+                rows,
+                layout,
+                &mut [0.0; 4096],
+            );
+        } else {
+            rows_with_scratch(
+                simd,
+                rule,
+                plan,
+                input,
+                output,
+                indices,
+                rows,
+                layout,
+                &mut [0.0; SCRATCH],
+            );
+        }
+    }
+}
+
+/// The task's rows, with `scratch` for the row buffers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows_with_scratch<S: Simd, R: Reducer>(
+    simd: S,
+    rule: R,
+    plan: &Plan<f32>,
+    input: &[f32],
+    output: &mut [f32],
+    mut indices: Option<&mut [i64]>,
+    rows: Range<usize>,
+    layout: Layout,
+    scratch: &mut [f32],
+) {
+    let lanes = lanes::<S>();
+    let [az, ay, ax] = plan.axes;
+    let channels = plan.channels;
+    let strides = plan.input_strides;
+    for (local_row, row) in rows.enumerate() {
+        let oy = row % ay.output;
+        let oz = (row / ay.output) % az.output;
+        let plane = row / (ay.output * az.output);
+        let (n, c) = (plane / channels, plane % channels);
+        let (tz, ty) = (az.taps(oz), ay.taps(oy));
+        let base = n * strides[0] + c * strides[1];
+        let out_row = local_row * ax.output;
+        let mut x0 = 0;
+        while x0 < ax.output {
+            let width = layout.chunk.min(ax.output - x0);
+            let mut buffered = 0;
+            for iz in 0..tz.count {
+                let z = tz.first + iz * az.dilation;
+                for iy in 0..ty.count {
+                    let y = ty.first + iy * ay.dilation;
+                    let source = &input[base + z * strides[2] + y * strides[3]..][..ax.input];
+                    let buffer = &mut scratch[buffered * ax.stride * layout.phase_len..]
+                        [..ax.stride * layout.phase_len];
+                    fill_row(buffer, source, &ax, x0, layout.phase_len, R::FILL);
+                    buffered += 1;
+                }
+            }
+            let row_indices = RowIndices {
+                taps_z: tz,
+                taps_y: ty,
+                height: ay.input,
+            };
+            let mut v = 0;
+            while v + 4 * lanes <= width {
+                let accs =
+                    block::<S, R, 4>(simd, rule, plan, scratch, layout, row_indices, x0 + v, v);
+                store_block(
+                    simd,
+                    rule,
+                    plan,
+                    &accs,
+                    output,
+                    indices.as_deref_mut(),
+                    out_row,
+                    x0 + v,
+                    width - v,
+                    row_indices,
+                );
+                v += 4 * lanes;
+            }
+            while v < width {
+                let accs =
+                    block::<S, R, 1>(simd, rule, plan, scratch, layout, row_indices, x0 + v, v);
+                store_block(
+                    simd,
+                    rule,
+                    plan,
+                    &accs,
+                    output,
+                    indices.as_deref_mut(),
+                    out_row,
+                    x0 + v,
+                    width - v,
+                    row_indices,
+                );
+                v += lanes;
+            }
+            x0 += width;
+        }
+    }
+}
+
+/// The input rows of one output row, for plane indices.
+#[derive(Clone, Copy)]
+struct RowIndices {
+    taps_z: Taps,
+    taps_y: Taps,
+    height: usize,
+}
+
+/// Copies the input row into `buffer` for outputs `x0..`: phase `p`, slot `i` holds padded
+/// position `(x0 + i) * s + p`, i.e. input element `(x0 + i) * s + p - pb`, or `fill` outside
+/// the input.
+fn fill_row(buffer: &mut [f32], source: &[f32], ax: &Axis, x0: usize, phase_len: usize, fill: f32) {
+    let s = ax.stride as i128;
+    for (p, phase) in buffer.chunks_exact_mut(phase_len).enumerate() {
+        // Input position of slot i: (x0 + i) * s + p - pb.
+        let start = x0 as i128 * s + p as i128 - ax.pad_begin as i128;
+        // First slot inside the input: start + i*s >= 0; first past it: start + i*s >= W.
+        let first_in = if start >= 0 { 0 } else { (-start + s - 1) / s };
+        let first_past = if start >= ax.input as i128 {
+            0
+        } else {
+            (ax.input as i128 - start + s - 1) / s
+        };
+        let lo = (first_in.min(phase_len as i128)) as usize;
+        let hi = (first_past.clamp(lo as i128, phase_len as i128)) as usize;
+        phase[..lo].fill(fill);
+        phase[hi..].fill(fill);
+        if lo < hi {
+            let from = (start + lo as i128 * s) as usize;
+            if ax.stride == 1 {
+                phase[lo..hi].copy_from_slice(&source[from..from + (hi - lo)]);
+            } else {
+                let strided = source[from..].iter().step_by(ax.stride);
+                for (slot, &value) in phase[lo..hi].iter_mut().zip(strided) {
+                    *slot = value;
+                }
+            }
+        }
+    }
+}
+
+/// `V` output vectors starting at output `ox0` (slot `v0` of the chunk).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<S: Simd, R: Reducer, const V: usize>(
+    simd: S,
+    rule: R,
+    plan: &Plan<f32>,
+    scratch: &[f32],
+    layout: Layout,
+    rows: RowIndices,
+    ox0: usize,
+    v0: usize,
+) -> [Acc<S>; V] {
+    let lanes = lanes::<S>();
+    let [az, ay, ax] = &plan.axes;
+    let zero = simd.splat_u32s(0);
+    let mut accs = [rule.init(simd, zero); V];
+    let (s, d) = (ax.stride, ax.dilation);
+    let mut buffered = 0;
+    for iz in 0..rows.taps_z.count {
+        let z = rows.taps_z.first + iz * az.dilation;
+        for iy in 0..rows.taps_y.count {
+            let y = rows.taps_y.first + iy * ay.dilation;
+            let buffer = &scratch[buffered * s * layout.phase_len..][..s * layout.phase_len];
+            // Plane index of padded x position 0 of output ox0 in this row (wrapping: padding
+            // lanes hold the fill value and never win, so their index is never kept).
+            let row_index = ((z * rows.height + y) * ax.input) as u32;
+            let x_start = (ox0 * s) as u32;
+            let lane_base = row_index
+                .wrapping_add(x_start)
+                .wrapping_sub(ax.pad_begin as u32);
+            for tx in 0..ax.kernel {
+                let offset = tx * d;
+                let (phase, shift) = (offset % s, offset / s);
+                let at = phase * layout.phase_len + v0 + shift;
+                for (v, acc) in accs.iter_mut().enumerate() {
+                    let index = if R::TRACKS_INDEX {
+                        ramp(
+                            simd,
+                            lane_base.wrapping_add((offset + v * lanes * s) as u32),
+                            s as u32,
+                        )
+                    } else {
+                        zero
+                    };
+                    let value = load::<S>(buffer, at + v * lanes);
+                    *acc = rule.add(simd, *acc, value, index);
+                }
+            }
+            buffered += 1;
+        }
+    }
+    accs
+}
+
+/// Finishes `V` vectors of outputs `ox0..` and stores those below `remaining`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn store_block<S: Simd, R: Reducer, const V: usize>(
+    simd: S,
+    rule: R,
+    plan: &Plan<f32>,
+    accs: &[Acc<S>; V],
+    output: &mut [f32],
+    mut indices: Option<&mut [i64]>,
+    out_row: usize,
+    ox0: usize,
+    remaining: usize,
+    rows: RowIndices,
+) {
+    let lanes = lanes::<S>();
+    let ax = &plan.axes[2];
+    let interior = ax.interior();
+    for (v, acc) in accs.iter().enumerate() {
+        let ox = ox0 + v * lanes;
+        let count = remaining.saturating_sub(v * lanes).min(lanes);
+        if count == 0 {
+            break;
+        }
+        let divisor = if ox >= interior.start && ox + lanes <= interior.end {
+            let taps = [rows.taps_z, rows.taps_y, full_taps(ax, ox)];
+            simd.splat_f32s(super::divisor(plan.reduction, &taps))
+        } else {
+            let mut lanes_divisor = [1.0f32; 16];
+            for (lane, slot) in lanes_divisor[..count].iter_mut().enumerate() {
+                let taps = [rows.taps_z, rows.taps_y, ax.taps(ox + lane)];
+                *slot = super::divisor(plan.reduction, &taps);
+            }
+            load::<S>(&lanes_divisor, 0)
+        };
+        let value = rule.finish(simd, *acc, divisor);
+        let at = out_row + ox;
+        if count == lanes {
+            store::<S>(output, at, value);
+        } else {
+            store_first::<S>(output, at, count, value);
+        }
+        if let Some(indices) = indices.as_deref_mut() {
+            store_indices::<S>(indices, at, count, acc.index);
+            // Windows whose input is all −∞ keep −∞ and report their first input element.
+            let values: &[f32] = bytemuck::cast_slice(core::slice::from_ref(&value));
+            for (lane, &x) in values[..count].iter().enumerate() {
+                if x == f32::NEG_INFINITY {
+                    let tx = ax.taps(ox + lane);
+                    let first =
+                        (rows.taps_z.first * rows.height + rows.taps_y.first) * ax.input + tx.first;
+                    indices[at + lane] = first as i64;
+                }
+            }
+        }
+    }
+}
+
+/// The taps of an interior output: all `k`, starting at `ox * s - pb`.
+fn full_taps(ax: &Axis, ox: usize) -> Taps {
+    Taps {
+        first: ox * ax.stride - ax.pad_begin,
+        count: ax.kernel,
+        padded_count: ax.kernel,
+    }
+}

@@ -1,0 +1,232 @@
+//! Channels-last (NWC, NHWC, NDHWC) kernel, vectorized over channels.
+//!
+//! ```text
+//! for each output row (n, oz, oy) of the task:    z and y taps clipped to the input, once per row
+//!     for ox in border ∪ interior ∪ border:       interior x taps need no clipping
+//!         for channel blocks of 4, then 1 vectors, then a partial vector:
+//!             acc = init (max: −∞ at the window's first input element)
+//!             for each tap (z, y, x) inside the input, in row-major window order:
+//!                 acc = rule(acc, input[n, z, y, x, c..c + lanes])
+//!             output[n, oz, oy, ox, c..] = finish(acc, divisor)
+//! ```
+//!
+//! The channels of one pixel are contiguous, so every load is a plain vector load, padding taps
+//! are simply not visited, and every lane sees its window in the reference's order: results are
+//! bit-identical to the reference on every level. Several vector accumulators per block hide the
+//! latency of the compare/select chain.
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::reduce::{Acc, Reducer};
+use super::simd_io::{lanes, load, load_first, store, store_first, store_indices};
+use crate::Plan;
+use crate::geometry::Taps;
+
+/// One task: the output rows `rows` (flattened (n, oz, oy)) of a channels-last plan.
+pub(crate) struct ChannelsLast<'a, R> {
+    pub rule: R,
+    pub plan: &'a Plan<f32>,
+    pub input: &'a [f32],
+    pub output: &'a mut [f32],
+    pub indices: Option<&'a mut [i64]>,
+    pub rows: Range<usize>,
+}
+
+/// A window's taps inside the input and how to address them.
+#[derive(Clone, Copy)]
+struct Window {
+    taps: [Taps; 3],
+    /// Input element offset of the pixel (n, 0, 0, 0).
+    base: usize,
+    /// Average divisor.
+    divisor: f32,
+}
+
+impl<R: Reducer> WithSimd for ChannelsLast<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            rule,
+            plan,
+            input,
+            output,
+            mut indices,
+            rows,
+        } = self;
+        let [az, ay, ax] = plan.axes;
+        let channels = plan.channels;
+        let row_len = ax.output * channels;
+        let interior = ax.interior();
+        for (local_row, row) in rows.enumerate() {
+            let oy = row % ay.output;
+            let oz = (row / ay.output) % az.output;
+            let n = row / (ay.output * az.output);
+            let (tz, ty) = (az.taps(oz), ay.taps(oy));
+            for ox in 0..ax.output {
+                let tx = if interior.contains(&ox) {
+                    Taps {
+                        first: ox * ax.stride - ax.pad_begin,
+                        count: ax.kernel,
+                        padded_count: ax.kernel,
+                    }
+                } else {
+                    ax.taps(ox)
+                };
+                let taps = [tz, ty, tx];
+                let window = Window {
+                    taps,
+                    base: n * plan.input_strides[0],
+                    divisor: super::divisor(plan.reduction, &taps),
+                };
+                let at = local_row * row_len + ox * channels;
+                pixel(
+                    simd,
+                    rule,
+                    plan,
+                    input,
+                    window,
+                    output,
+                    indices.as_deref_mut(),
+                    at,
+                );
+            }
+        }
+    }
+}
+
+/// All channels of one output pixel, written at `output[at..at + C]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pixel<S: Simd, R: Reducer>(
+    simd: S,
+    rule: R,
+    plan: &Plan<f32>,
+    input: &[f32],
+    window: Window,
+    output: &mut [f32],
+    mut indices: Option<&mut [i64]>,
+    at: usize,
+) {
+    let lanes = lanes::<S>();
+    let channels = plan.channels;
+    let mut c = 0;
+    while c + 4 * lanes <= channels {
+        let accs = block::<S, R, 4>(simd, rule, plan, input, window, c, lanes);
+        finish(
+            simd,
+            rule,
+            window,
+            &accs,
+            output,
+            indices.as_deref_mut(),
+            at + c,
+            lanes,
+        );
+        c += 4 * lanes;
+    }
+    while c + lanes <= channels {
+        let accs = block::<S, R, 1>(simd, rule, plan, input, window, c, lanes);
+        finish(
+            simd,
+            rule,
+            window,
+            &accs,
+            output,
+            indices.as_deref_mut(),
+            at + c,
+            lanes,
+        );
+        c += lanes;
+    }
+    if c < channels {
+        let accs = block::<S, R, 1>(simd, rule, plan, input, window, c, channels - c);
+        finish(
+            simd,
+            rule,
+            window,
+            &accs,
+            output,
+            indices,
+            at + c,
+            channels - c,
+        );
+    }
+}
+
+/// `V` vectors of channels starting at `c`; the last one holds `width` channels.
+#[inline(always)]
+fn block<S: Simd, R: Reducer, const V: usize>(
+    simd: S,
+    rule: R,
+    plan: &Plan<f32>,
+    input: &[f32],
+    window: Window,
+    c: usize,
+    width: usize,
+) -> [Acc<S>; V] {
+    let lanes = lanes::<S>();
+    let [az, ay, ax] = &plan.axes;
+    let [tz, ty, tx] = window.taps;
+    let strides = &plan.input_strides;
+    let plane_index = |z: usize, y: usize, x: usize| ((z * ay.input + y) * ax.input + x) as u32;
+    let first = simd.splat_u32s(plane_index(tz.first, ty.first, tx.first));
+    let mut accs = [rule.init(simd, first); V];
+    for iz in 0..tz.count {
+        let z = tz.first + iz * az.dilation;
+        for iy in 0..ty.count {
+            let y = ty.first + iy * ay.dilation;
+            let row = window.base + z * strides[2] + y * strides[3] + c;
+            for ix in 0..tx.count {
+                let x = tx.first + ix * ax.dilation;
+                let at = row + x * strides[4];
+                let index = if R::TRACKS_INDEX {
+                    simd.splat_u32s(plane_index(z, y, x))
+                } else {
+                    first
+                };
+                for (v, acc) in accs.iter_mut().enumerate() {
+                    let value = if width < lanes {
+                        load_first::<S>(input, at, width, R::FILL)
+                    } else {
+                        load::<S>(input, at + v * lanes)
+                    };
+                    *acc = rule.add(simd, *acc, value, index);
+                }
+            }
+        }
+    }
+    accs
+}
+
+/// Finishes and stores `V` accumulators at `output[at..]`; the last one holds `width` lanes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn finish<S: Simd, R: Reducer, const V: usize>(
+    simd: S,
+    rule: R,
+    window: Window,
+    accs: &[Acc<S>; V],
+    output: &mut [f32],
+    mut indices: Option<&mut [i64]>,
+    at: usize,
+    width: usize,
+) {
+    let lanes = lanes::<S>();
+    let divisor = simd.splat_f32s(window.divisor);
+    for (v, acc) in accs.iter().enumerate() {
+        let value = rule.finish(simd, *acc, divisor);
+        let at = at + v * lanes;
+        if width < lanes {
+            store_first::<S>(output, at, width, value);
+        } else {
+            store::<S>(output, at, value);
+        }
+        if let Some(indices) = indices.as_deref_mut() {
+            store_indices::<S>(indices, at, width.min(lanes), acc.index);
+        }
+    }
+}

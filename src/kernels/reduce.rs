@@ -1,0 +1,152 @@
+//! The per-op vector arithmetic, shared by every SIMD kernel: how a window's taps are combined
+//! and how the result is finished. Each rule is lane-wise and visits taps in the order the kernel
+//! gives them, so a kernel that visits them in row-major window order matches the reference bit
+//! for bit.
+
+use pulp::Simd;
+
+use crate::plan::Reduction;
+
+/// A running window result per lane: the value and, for max, the plane index of the chosen tap.
+#[derive(Clone, Copy)]
+pub(crate) struct Acc<S: Simd> {
+    pub value: S::f32s,
+    pub index: S::u32s,
+}
+
+/// One op's vector rule.
+pub(crate) trait Reducer: Copy + Send + Sync {
+    /// Whether `add` uses the tap index (only max does).
+    const TRACKS_INDEX: bool;
+    /// What a padding tap holds: it must leave the result unchanged (−∞ for max, 0 for sums).
+    const FILL: f32;
+
+    /// The empty accumulator; `first_index` is the index a max reports if no tap replaces it.
+    #[inline(always)]
+    fn init<S: Simd>(self, simd: S, first_index: S::u32s) -> Acc<S> {
+        Acc {
+            value: simd.splat_f32s(Self::FILL),
+            index: first_index,
+        }
+    }
+
+    /// Folds one tap `x` (at plane index `index`) into the accumulator.
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, index: S::u32s) -> Acc<S>;
+
+    /// The window's result; `divisor` is used by average only.
+    fn finish<S: Simd>(self, simd: S, acc: Acc<S>, divisor: S::f32s) -> S::f32s;
+}
+
+/// Max: `x` replaces the running value when it is greater or NaN (the reference's
+/// `max_replaces`), so the first maximum wins ties and NaN propagates on every level.
+#[derive(Clone, Copy)]
+pub(crate) struct Max;
+
+impl Reducer for Max {
+    const TRACKS_INDEX: bool = true;
+    const FILL: f32 = f32::NEG_INFINITY;
+
+    #[inline(always)]
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, index: S::u32s) -> Acc<S> {
+        let is_nan = simd.not_m32s(simd.equal_f32s(x, x));
+        let replace = simd.or_m32s(simd.greater_than_f32s(x, acc.value), is_nan);
+        Acc {
+            value: simd.select_f32s(replace, x, acc.value),
+            index: simd.select_u32s(replace, index, acc.index),
+        }
+    }
+
+    #[inline(always)]
+    fn finish<S: Simd>(self, _simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
+        acc.value
+    }
+}
+
+/// Average: the sum in tap order, divided by the divisor.
+#[derive(Clone, Copy)]
+pub(crate) struct Average;
+
+impl Reducer for Average {
+    const TRACKS_INDEX: bool = false;
+    const FILL: f32 = 0.0;
+
+    #[inline(always)]
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, _index: S::u32s) -> Acc<S> {
+        Acc {
+            value: simd.add_f32s(acc.value, x),
+            ..acc
+        }
+    }
+
+    #[inline(always)]
+    fn finish<S: Simd>(self, simd: S, acc: Acc<S>, divisor: S::f32s) -> S::f32s {
+        simd.div_f32s(acc.value, divisor)
+    }
+}
+
+/// L1 pooling: the sum of `|x|`.
+#[derive(Clone, Copy)]
+pub(crate) struct L1;
+
+impl Reducer for L1 {
+    const TRACKS_INDEX: bool = false;
+    const FILL: f32 = 0.0;
+
+    #[inline(always)]
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, _index: S::u32s) -> Acc<S> {
+        Acc {
+            value: simd.add_f32s(acc.value, simd.abs_f32s(x)),
+            ..acc
+        }
+    }
+
+    #[inline(always)]
+    fn finish<S: Simd>(self, _simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
+        acc.value
+    }
+}
+
+/// L2 pooling: `sqrt` of the sum of `x * x` (a multiply and an add, not a fused multiply-add,
+/// so that every level rounds as the reference does).
+#[derive(Clone, Copy)]
+pub(crate) struct L2;
+
+impl Reducer for L2 {
+    const TRACKS_INDEX: bool = false;
+    const FILL: f32 = 0.0;
+
+    #[inline(always)]
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, _index: S::u32s) -> Acc<S> {
+        Acc {
+            value: simd.add_f32s(acc.value, simd.mul_f32s(x, x)),
+            ..acc
+        }
+    }
+
+    #[inline(always)]
+    fn finish<S: Simd>(self, simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
+        simd.sqrt_f32s(acc.value)
+    }
+}
+
+/// Which vector rule a reduction uses, or `None` when only the scalar kernel implements it
+/// (Lp with `p` other than 1 and 2 needs `powf`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rule {
+    Max,
+    Average,
+    L1,
+    L2,
+}
+
+impl Rule {
+    pub fn of(reduction: Reduction) -> Option<Rule> {
+        match reduction {
+            Reduction::Max => Some(Rule::Max),
+            Reduction::Average { .. } => Some(Rule::Average),
+            Reduction::Lp { p: 1.0 } => Some(Rule::L1),
+            Reduction::Lp { p: 2.0 } => Some(Rule::L2),
+            Reduction::Lp { .. } => None,
+        }
+    }
+}

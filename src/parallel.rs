@@ -1,0 +1,68 @@
+//! The split of a run into tasks over rayon: contiguous bands of output rows (see
+//! `kernels::row_shape`), each written by one single-threaded kernel call. Every output element
+//! is computed the same way whatever the band it falls in, so results are bit-identical for any
+//! thread count. Runs on the caller's rayon pool (`ThreadPool::install` to choose one).
+
+use rayon::prelude::*;
+
+use crate::Plan;
+use crate::kernels::{self, row_shape};
+
+/// Work (input elements read + output elements × window taps) below which a run stays on the
+/// calling thread, and the least work per task above it. Measured on the 2-core development
+/// machine with `cargo bench --bench suite` (see the README): handing a task to the pool costs a
+/// few microseconds, which 32k element-steps (~5 µs of kernel time) amortize; below it the
+/// 2-thread run of `tiny_max`-sized problems was slower than 1 thread.
+pub(crate) const MIN_TASK_WORK: usize = 32 * 1024;
+
+/// Tasks per thread, so that a thread that finishes early can take another band.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Runs the plan's kernel over the whole output.
+pub(crate) fn run(
+    plan: &Plan<f32>,
+    input: &[f32],
+    output: &mut [f32],
+    indices: Option<&mut [i64]>,
+) {
+    let (rows, row_len) = row_shape(plan);
+    let taps: usize = plan.axes.iter().map(|a| a.kernel).product();
+    let work = output
+        .len()
+        .saturating_mul(taps)
+        .saturating_add(input.len());
+    let threads = if plan.parallel {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let tasks = (work / MIN_TASK_WORK)
+        .min(threads * TASKS_PER_THREAD)
+        .min(rows);
+    let (kernel, isa) = (plan.kernel, plan.isa);
+    if threads <= 1 || tasks <= 1 {
+        kernels::run_rows(plan, kernel, isa, input, output, indices, 0..rows);
+        return;
+    }
+    let band = rows.div_ceil(tasks);
+    let chunk = band * row_len;
+    match indices {
+        None => output
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(t, out)| {
+                let start = t * band;
+                let rows = start..start + out.len() / row_len;
+                kernels::run_rows(plan, kernel, isa, input, out, None, rows);
+            }),
+        Some(indices) => output
+            .par_chunks_mut(chunk)
+            .zip(indices.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(t, (out, idx))| {
+                let start = t * band;
+                let rows = start..start + out.len() / row_len;
+                kernels::run_rows(plan, kernel, isa, input, out, Some(idx), rows);
+            }),
+    }
+}
