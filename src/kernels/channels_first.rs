@@ -42,19 +42,27 @@ pub(crate) struct ChannelsFirst<'a, R> {
     pub rows: Range<usize>,
 }
 
-/// How the output row is cut into chunks that fit the scratch.
+/// Largest kernel width the row-buffer kernel takes (its tap offsets live in a stack array).
+pub(crate) const MAX_TAPS_X: usize = 64;
+
+/// How the output row is cut into chunks that fit the scratch, and where each x tap reads.
 #[derive(Clone, Copy)]
 struct Layout {
     /// Outputs per chunk (a multiple of the lanes).
     chunk: usize,
-    /// Slots per phase buffer: the chunk plus the largest tap shift, rounded up.
+    /// Slots per phase buffer: the chunk plus the largest tap shift.
     phase_len: usize,
+    /// Per x tap: offset in a row's buffer of output 0's element (phase * phase_len + shift).
+    tap_slots: [usize; MAX_TAPS_X],
 }
 
 /// The chunking for a plan on a level with `lanes` lanes, or `None` when even one vector of
 /// outputs does not fit the scratch (huge windows: the scalar kernel takes those).
 pub(crate) fn chunking(plan: &Plan<f32>, lanes: usize) -> Option<(usize, usize)> {
     let [az, ay, ax] = &plan.axes;
+    if ax.kernel > MAX_TAPS_X {
+        return None;
+    }
     let rows = az.kernel.checked_mul(ay.kernel)?;
     let max_shift = (ax.kernel - 1).checked_mul(ax.dilation)? / ax.stride;
     let per_slot = rows.checked_mul(ax.stride)?;
@@ -90,7 +98,18 @@ impl<R: Reducer> WithSimd for ChannelsFirst<'_, R> {
         let Some((chunk, phase_len)) = chunking(plan, lanes) else {
             unreachable!("the plan chose this kernel only where the rows fit the scratch");
         };
-        let layout = Layout { chunk, phase_len };
+        // Tap tx reads padded position ox*s + tx*d: phase (tx*d) mod s, slot ox + (tx*d) / s.
+        let mut tap_slots = [0; MAX_TAPS_X];
+        let ax = &plan.axes[2];
+        for (tx, slot) in tap_slots[..ax.kernel].iter_mut().enumerate() {
+            let offset = tx * ax.dilation;
+            *slot = (offset % ax.stride) * phase_len + offset / ax.stride;
+        }
+        let layout = Layout {
+            chunk,
+            phase_len,
+            tap_slots,
+        };
         // A stack buffer sized in steps, so that small problems do not pay for zeroing a large one.
         let needed = scratch_len(plan, phase_len);
         if needed <= 512 {
@@ -149,15 +168,14 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
 ) {
     let lanes = lanes::<S>();
     let [az, ay, ax] = plan.axes;
-    let channels = plan.channels;
     let strides = plan.input_strides;
-    for (local_row, row) in rows.enumerate() {
-        let oy = row % ay.output;
-        let oz = (row / ay.output) % az.output;
-        let plane = row / (ay.output * az.output);
-        let (n, c) = (plane / channels, plane % channels);
+    let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
+    for local_row in 0..rows.len() {
+        let (plane, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
+        cursor.advance();
         let (tz, ty) = (az.taps(oz), ay.taps(oy));
-        let base = n * strides[0] + c * strides[1];
+        // Dense channels-first: plane (n, c) starts at (n * C + c) * D * H * W.
+        let base = plane * strides[1];
         let out_row = local_row * ax.output;
         let mut x0 = 0;
         while x0 < ax.output {
@@ -170,7 +188,7 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                     let source = &input[base + z * strides[2] + y * strides[3]..][..ax.input];
                     let buffer = &mut scratch[buffered * ax.stride * layout.phase_len..]
                         [..ax.stride * layout.phase_len];
-                    fill_row(buffer, source, &ax, x0, layout.phase_len, R::FILL);
+                    fill_row(simd, buffer, source, &ax, x0, layout.phase_len, R::FILL);
                     buffered += 1;
                 }
             }
@@ -197,22 +215,39 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                 );
                 v += 4 * lanes;
             }
-            while v < width {
-                let accs =
-                    block::<S, R, 1>(simd, rule, plan, scratch, layout, row_indices, x0 + v, v);
-                store_block(
-                    simd,
-                    rule,
-                    plan,
-                    &accs,
-                    output,
-                    indices.as_deref_mut(),
-                    out_row,
-                    x0 + v,
-                    width - v,
-                    row_indices,
-                );
-                v += lanes;
+            // The last 1 to 4 vectors as one block, so the taps are walked once more, not 4 times.
+            macro_rules! tail {
+                ($v:literal) => {{
+                    let accs = block::<S, R, $v>(
+                        simd,
+                        rule,
+                        plan,
+                        scratch,
+                        layout,
+                        row_indices,
+                        x0 + v,
+                        v,
+                    );
+                    store_block(
+                        simd,
+                        rule,
+                        plan,
+                        &accs,
+                        output,
+                        indices.as_deref_mut(),
+                        out_row,
+                        x0 + v,
+                        width - v,
+                        row_indices,
+                    );
+                }};
+            }
+            match (width - v).div_ceil(lanes) {
+                0 => {}
+                1 => tail!(1),
+                2 => tail!(2),
+                3 => tail!(3),
+                _ => tail!(4),
             }
             x0 += width;
         }
@@ -229,34 +264,82 @@ struct RowIndices {
 
 /// Copies the input row into `buffer` for outputs `x0..`: phase `p`, slot `i` holds padded
 /// position `(x0 + i) * s + p`, i.e. input element `(x0 + i) * s + p - pb`, or `fill` outside
-/// the input.
-fn fill_row(buffer: &mut [f32], source: &[f32], ax: &Axis, x0: usize, phase_len: usize, fill: f32) {
-    let s = ax.stride as i128;
+/// the input. Stride 1 is a plain copy; stride 2 splits pairs of vectors into even and odd
+/// lanes; larger strides copy element by element.
+#[inline(always)]
+fn fill_row<S: Simd>(
+    simd: S,
+    buffer: &mut [f32],
+    source: &[f32],
+    ax: &Axis,
+    x0: usize,
+    phase_len: usize,
+    fill: f32,
+) {
+    let s = ax.stride as isize;
+    let width = ax.input as isize;
+    // Per phase: input position of slot 0 and the slots lo..hi that hold input elements.
+    let mut spans = [(0isize, 0usize, 0usize); 2];
     for (p, phase) in buffer.chunks_exact_mut(phase_len).enumerate() {
-        // Input position of slot i: (x0 + i) * s + p - pb.
-        let start = x0 as i128 * s + p as i128 - ax.pad_begin as i128;
-        // First slot inside the input: start + i*s >= 0; first past it: start + i*s >= W.
-        let first_in = if start >= 0 { 0 } else { (-start + s - 1) / s };
-        let first_past = if start >= ax.input as i128 {
-            0
-        } else {
-            (ax.input as i128 - start + s - 1) / s
+        let start = (x0 * ax.stride + p) as isize - ax.pad_begin as isize;
+        let slots_before = |position: isize| {
+            if position <= 0 {
+                0
+            } else {
+                super::div_ceil_fast(position as usize, ax.stride)
+            }
         };
-        let lo = (first_in.min(phase_len as i128)) as usize;
-        let hi = (first_past.clamp(lo as i128, phase_len as i128)) as usize;
+        let lo = slots_before(-start).min(phase_len);
+        let hi = slots_before(width - start).clamp(lo, phase_len);
         phase[..lo].fill(fill);
         phase[hi..].fill(fill);
-        if lo < hi {
-            let from = (start + lo as i128 * s) as usize;
-            if ax.stride == 1 {
-                phase[lo..hi].copy_from_slice(&source[from..from + (hi - lo)]);
-            } else {
-                let strided = source[from..].iter().step_by(ax.stride);
-                for (slot, &value) in phase[lo..hi].iter_mut().zip(strided) {
-                    *slot = value;
-                }
+        if p < 2 {
+            spans[p] = (start, lo, hi);
+        }
+        if lo == hi || ax.stride == 2 {
+            continue;
+        }
+        let from = (start + lo as isize * s) as usize;
+        if ax.stride == 1 {
+            phase[lo..hi].copy_from_slice(&source[from..from + (hi - lo)]);
+        } else {
+            let strided = source[from..].iter().step_by(ax.stride);
+            for (slot, &value) in phase[lo..hi].iter_mut().zip(strided) {
+                *slot = value;
             }
         }
+    }
+    if ax.stride == 2 {
+        let (even, odd) = buffer.split_at_mut(phase_len);
+        fill_pairs(even, &mut odd[..phase_len], source, spans);
+    }
+}
+
+/// Stride 2: where both phases hold input, one pass over the pairs of the source (a loop that
+/// the compiler vectorizes with shuffles for the level in force); the ends element by element.
+#[inline(always)]
+fn fill_pairs(
+    even: &mut [f32],
+    odd: &mut [f32],
+    source: &[f32],
+    spans: [(isize, usize, usize); 2],
+) {
+    let [(start, lo0, hi0), (_, lo1, hi1)] = spans;
+    // Slot i of phase 0 is source[start + 2i], of phase 1 source[start + 2i + 1].
+    let lo = lo0.max(lo1);
+    let hi = hi0.min(hi1).max(lo);
+    let from = (start + 2 * lo as isize) as usize;
+    let pairs = source[from..from + 2 * (hi - lo)].chunks_exact(2);
+    for ((e, o), pair) in even[lo..hi].iter_mut().zip(&mut odd[lo..hi]).zip(pairs) {
+        *e = pair[0];
+        *o = pair[1];
+    }
+    let element = |slot: usize, phase: isize| source[(start + 2 * slot as isize + phase) as usize];
+    for slot in (lo0..lo.min(hi0)).chain(hi.max(lo0)..hi0) {
+        even[slot] = element(slot, 0);
+    }
+    for slot in (lo1..lo.min(hi1)).chain(hi.max(lo1)..hi1) {
+        odd[slot] = element(slot, 1);
     }
 }
 
@@ -291,17 +374,12 @@ fn block<S: Simd, R: Reducer, const V: usize>(
             let lane_base = row_index
                 .wrapping_add(x_start)
                 .wrapping_sub(ax.pad_begin as u32);
-            for tx in 0..ax.kernel {
-                let offset = tx * d;
-                let (phase, shift) = (offset % s, offset / s);
-                let at = phase * layout.phase_len + v0 + shift;
+            for (tx, &slot) in layout.tap_slots[..ax.kernel].iter().enumerate() {
+                let at = slot + v0;
                 for (v, acc) in accs.iter_mut().enumerate() {
                     let index = if R::TRACKS_INDEX {
-                        ramp(
-                            simd,
-                            lane_base.wrapping_add((offset + v * lanes * s) as u32),
-                            s as u32,
-                        )
+                        let first = lane_base.wrapping_add((tx * d + v * lanes * s) as u32);
+                        ramp(simd, first, s as u32)
                     } else {
                         zero
                     };
@@ -339,7 +417,9 @@ fn store_block<S: Simd, R: Reducer, const V: usize>(
         if count == 0 {
             break;
         }
-        let divisor = if ox >= interior.start && ox + lanes <= interior.end {
+        let divisor = if !R::DIVIDES {
+            simd.splat_f32s(1.0)
+        } else if ox >= interior.start && ox + lanes <= interior.end {
             let taps = [rows.taps_z, rows.taps_y, full_taps(ax, ox)];
             simd.splat_f32s(super::divisor(plan.reduction, &taps))
         } else {

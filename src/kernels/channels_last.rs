@@ -61,10 +61,10 @@ impl<R: Reducer> WithSimd for ChannelsLast<'_, R> {
         let channels = plan.channels;
         let row_len = ax.output * channels;
         let interior = ax.interior();
-        for (local_row, row) in rows.enumerate() {
-            let oy = row % ay.output;
-            let oz = (row / ay.output) % az.output;
-            let n = row / (ay.output * az.output);
+        let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
+        for local_row in 0..rows.len() {
+            let (n, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
+            cursor.advance();
             let (tz, ty) = (az.taps(oz), ay.taps(oy));
             for ox in 0..ax.output {
                 let tx = if interior.contains(&ox) {
@@ -80,7 +80,11 @@ impl<R: Reducer> WithSimd for ChannelsLast<'_, R> {
                 let window = Window {
                     taps,
                     base: n * plan.input_strides[0],
-                    divisor: super::divisor(plan.reduction, &taps),
+                    divisor: if R::DIVIDES {
+                        super::divisor(plan.reduction, &taps)
+                    } else {
+                        1.0
+                    },
                 };
                 let at = local_row * row_len + ox * channels;
                 pixel(
@@ -188,13 +192,15 @@ fn block<S: Simd, R: Reducer, const V: usize>(
                 } else {
                     first
                 };
-                for (v, acc) in accs.iter_mut().enumerate() {
-                    let value = if width < lanes {
-                        load_first::<S>(input, at, width, R::FILL)
-                    } else {
-                        load::<S>(input, at + v * lanes)
-                    };
-                    *acc = rule.add(simd, *acc, value, index);
+                if width < lanes {
+                    let value = load_first::<S>(input, at, width, R::FILL);
+                    accs[0] = rule.add(simd, accs[0], value, index);
+                } else {
+                    // One bounds check per tap: the block's V vectors are contiguous.
+                    let pixel = &input[at..at + V * lanes];
+                    for (v, acc) in accs.iter_mut().enumerate() {
+                        *acc = rule.add(simd, *acc, load::<S>(pixel, v * lanes), index);
+                    }
                 }
             }
         }

@@ -51,7 +51,7 @@ impl<R: Reducer> WithSimd for GlobalChannelsFirst<'_, R> {
         let divisor = super::divisor(plan.reduction, &plan.axes.map(|a| a.taps(0)));
         for (local, plane) in rows.enumerate() {
             let data = &input[plane * plane_len..][..plane_len];
-            if R::TRACKS_INDEX {
+            if !R::SUMS {
                 let (value, index) = max_plane(simd, rule, data);
                 output[local] = value;
                 if let Some(indices) = indices.as_deref_mut() {

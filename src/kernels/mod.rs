@@ -18,7 +18,7 @@ use crate::geometry::Taps;
 use crate::isa::{Isa, dispatch};
 use crate::plan::Reduction;
 use crate::{Layout, Plan};
-use reduce::{Average, L1, L2, Max, Rule};
+use reduce::{Average, L1, L2, Max, MaxValue, Rule};
 
 /// Which loop nest a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,52 @@ impl Kernel {
     }
 }
 
+/// Walks output rows `(outer, oz, oy)` in order (outer = n, or the (n, c) plane in
+/// channels-first layout) with one division at the start instead of three per row.
+#[derive(Clone, Copy)]
+pub(crate) struct RowCursor {
+    pub outer: usize,
+    pub oz: usize,
+    pub oy: usize,
+    depth: usize,
+    height: usize,
+}
+
+impl RowCursor {
+    pub fn new(row: usize, depth: usize, height: usize) -> RowCursor {
+        RowCursor {
+            outer: row / (depth * height),
+            oz: (row / height) % depth,
+            oy: row % height,
+            depth,
+            height,
+        }
+    }
+
+    #[inline]
+    pub fn advance(&mut self) {
+        self.oy += 1;
+        if self.oy == self.height {
+            self.oy = 0;
+            self.oz += 1;
+            if self.oz == self.depth {
+                self.oz = 0;
+                self.outer += 1;
+            }
+        }
+    }
+}
+
+/// `ceil(a / b)` for `a >= 0`, `b >= 1`, with a shift for powers of two (strides 1 and 2).
+#[inline(always)]
+pub(crate) fn div_ceil_fast(a: usize, b: usize) -> usize {
+    if b.is_power_of_two() {
+        (a + b - 1) >> b.trailing_zeros()
+    } else {
+        a.div_ceil(b)
+    }
+}
+
 /// Number of output rows and elements per row (see the module doc).
 pub(crate) fn row_shape(plan: &Plan<f32>) -> (usize, usize) {
     let [az, ay, ax] = &plan.axes;
@@ -109,53 +155,18 @@ pub(crate) fn run_rows(
     indices: Option<&mut [i64]>,
     rows: Range<usize>,
 ) {
+    // Max carries indices only when asked for them, and always for global planes, whose lanes
+    // are merged by index to keep the first maximum.
+    let indexed = indices.is_some() || matches!(kernel, Kernel::GlobalChannelsFirst(_));
+    #[rustfmt::skip]
     macro_rules! with_rule {
         ($rule:expr, $task:ident) => {
             match $rule {
-                Rule::Max => go(
-                    isa,
-                    $task {
-                        rule: Max,
-                        plan,
-                        input,
-                        output,
-                        indices,
-                        rows,
-                    },
-                ),
-                Rule::Average => go(
-                    isa,
-                    $task {
-                        rule: Average,
-                        plan,
-                        input,
-                        output,
-                        indices,
-                        rows,
-                    },
-                ),
-                Rule::L1 => go(
-                    isa,
-                    $task {
-                        rule: L1,
-                        plan,
-                        input,
-                        output,
-                        indices,
-                        rows,
-                    },
-                ),
-                Rule::L2 => go(
-                    isa,
-                    $task {
-                        rule: L2,
-                        plan,
-                        input,
-                        output,
-                        indices,
-                        rows,
-                    },
-                ),
+                Rule::Max if indexed => go(isa, $task { rule: Max, plan, input, output, indices, rows }),
+                Rule::Max => go(isa, $task { rule: MaxValue, plan, input, output, indices, rows }),
+                Rule::Average => go(isa, $task { rule: Average, plan, input, output, indices, rows }),
+                Rule::L1 => go(isa, $task { rule: L1, plan, input, output, indices, rows }),
+                Rule::L2 => go(isa, $task { rule: L2, plan, input, output, indices, rows }),
             }
         };
     }

@@ -16,8 +16,12 @@ pub(crate) struct Acc<S: Simd> {
 
 /// One op's vector rule.
 pub(crate) trait Reducer: Copy + Send + Sync {
-    /// Whether `add` uses the tap index (only max does).
+    /// Whether `add` uses the tap index (only indexed max does).
     const TRACKS_INDEX: bool;
+    /// Whether the result is finished with the average divisor.
+    const DIVIDES: bool = false;
+    /// Whether the rule sums terms (every rule but max).
+    const SUMS: bool = true;
     /// What a padding tap holds: it must leave the result unchanged (−∞ for max, 0 for sums).
     const FILL: f32;
 
@@ -44,6 +48,7 @@ pub(crate) struct Max;
 
 impl Reducer for Max {
     const TRACKS_INDEX: bool = true;
+    const SUMS: bool = false;
     const FILL: f32 = f32::NEG_INFINITY;
 
     #[inline(always)]
@@ -62,12 +67,38 @@ impl Reducer for Max {
     }
 }
 
+/// Max without indices: the same rule, with no index to carry.
+#[derive(Clone, Copy)]
+pub(crate) struct MaxValue;
+
+impl Reducer for MaxValue {
+    const TRACKS_INDEX: bool = false;
+    const SUMS: bool = false;
+    const FILL: f32 = f32::NEG_INFINITY;
+
+    #[inline(always)]
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, _index: S::u32s) -> Acc<S> {
+        let is_nan = simd.not_m32s(simd.equal_f32s(x, x));
+        let replace = simd.or_m32s(simd.greater_than_f32s(x, acc.value), is_nan);
+        Acc {
+            value: simd.select_f32s(replace, x, acc.value),
+            ..acc
+        }
+    }
+
+    #[inline(always)]
+    fn finish<S: Simd>(self, _simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
+        acc.value
+    }
+}
+
 /// Average: the sum in tap order, divided by the divisor.
 #[derive(Clone, Copy)]
 pub(crate) struct Average;
 
 impl Reducer for Average {
     const TRACKS_INDEX: bool = false;
+    const DIVIDES: bool = true;
     const FILL: f32 = 0.0;
 
     #[inline(always)]

@@ -1,0 +1,265 @@
+//! Every kernel path on every instruction-set level this machine runs (forced one at a time),
+//! across an edge grid: channel counts and widths at lanes - 1, lanes, lanes + 1 and around the
+//! 4-vector blocks, windows partly in padding, inputs smaller than the window, stride larger than
+//! the window, ceil mode, dilation, n > 1, every op. Each result is checked against the reference
+//! by the contract, written inside sentinels, and must be bit-identical across levels and thread
+//! counts.
+
+mod common;
+
+use nnpool::{Isa, Layout, Padding, Plan, PoolDesc, PoolOp};
+
+/// Deterministic values with ties, negatives, infinities and the odd NaN.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (state >> 33) as u32;
+            match r % 97 {
+                0 => f32::NAN,
+                1 => f32::NEG_INFINITY,
+                2 => f32::INFINITY,
+                3..=30 => (r % 7) as f32 - 3.0, // ties
+                _ => (r as f32 / u32::MAX as f32) * 200.0 - 100.0,
+            }
+        })
+        .collect()
+}
+
+/// The windows of the grid: (name, descriptor) for a 2-D input.
+fn windows() -> Vec<(&'static str, PoolDesc)> {
+    let ops = [
+        PoolOp::Max,
+        PoolOp::Average,
+        PoolOp::Lp { p: 1.0 },
+        PoolOp::Lp { p: 2.0 },
+        PoolOp::Lp { p: 3.0 },
+    ];
+    let mut out = Vec::new();
+    for op in ops {
+        let with = |d: PoolDesc| d;
+        let shapes: Vec<(&'static str, PoolDesc)> = vec![
+            ("2x2/2", with(PoolDesc::new(op, &[2, 2]))),
+            (
+                "3x3/2 pad 1",
+                PoolDesc::new(op, &[3, 3])
+                    .strides(&[2, 2])
+                    .padding(Padding::symmetric(&[1, 1])),
+            ),
+            (
+                "3x3/1 pad 1",
+                PoolDesc::new(op, &[3, 3])
+                    .strides(&[1, 1])
+                    .padding(Padding::symmetric(&[1, 1])),
+            ),
+            (
+                "5x5/1 pad 2",
+                PoolDesc::new(op, &[5, 5])
+                    .strides(&[1, 1])
+                    .padding(Padding::symmetric(&[2, 2])),
+            ),
+            (
+                "1x3/3 stride > window",
+                PoolDesc::new(op, &[1, 2]).strides(&[1, 3]),
+            ),
+            (
+                "3x2/(2,3) ceil pad 1/0",
+                PoolDesc::new(op, &[3, 2])
+                    .strides(&[2, 3])
+                    .padding(Padding::explicit(&[1, 1], &[0, 0]))
+                    .ceil_mode(true),
+            ),
+            (
+                "2x3 dilated 2 same",
+                PoolDesc::new(op, &[2, 3])
+                    .strides(&[1, 2])
+                    .dilations(&[2, 2])
+                    .padding(Padding::SameUpper),
+            ),
+            ("global", PoolDesc::global(op)),
+        ];
+        for (name, desc) in shapes {
+            let desc = if op == PoolOp::Average && name.contains("pad") {
+                desc.count_include_pad(true)
+            } else {
+                desc
+            };
+            out.push((name, desc));
+        }
+    }
+    out
+}
+
+/// Runs one configuration on every level and with 1 and several threads; checks each run.
+fn check_everywhere(name: &str, desc: &PoolDesc, layout: Layout, shape: &[usize]) -> usize {
+    let Ok(base) = Plan::<f32>::new(desc, layout, shape) else {
+        return 0; // e.g. the window does not fit a tiny input: covered by the error tests
+    };
+    let input = values(base.input_len(), shape.iter().sum::<usize>() as u64);
+    let with_indices = base.op() == PoolOp::Max;
+    let mut first: Option<(Isa, Vec<f32>, Option<Vec<i64>>)> = None;
+    let mut runs = 0;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for isa in Isa::available() {
+        let plan = base.clone().with_isa(isa).unwrap();
+        for parallel in [false, true] {
+            let plan = plan.clone().with_parallel(parallel);
+            let (out, idx) = pool
+                .install(|| common::run_guarded(&plan, &input, with_indices))
+                .unwrap();
+            if let Err(e) = common::check_against_reference(&plan, &input, &out, &idx) {
+                panic!(
+                    "{name} {layout:?} {shape:?} on {isa} (parallel {parallel}, {}): {e}",
+                    plan.kernel_name()
+                );
+            }
+            match &first {
+                None => first = Some((isa, out, idx)),
+                Some((first_isa, first_out, first_idx)) => {
+                    assert!(
+                        common::same_results(plan.op(), first_out, &out) && *first_idx == idx,
+                        "{name} {layout:?} {shape:?}: {isa} (parallel {parallel}) differs from {first_isa}"
+                    );
+                }
+            }
+            runs += 1;
+        }
+    }
+    runs
+}
+
+#[test]
+fn edge_grid_on_every_level() {
+    let available = Isa::available();
+    let missing: Vec<_> = Isa::ALL
+        .iter()
+        .filter(|isa| !available.contains(isa))
+        .collect();
+    println!("levels run: {available:?}; not on this machine: {missing:?}");
+    let lanes: Vec<usize> = available.iter().map(|isa| isa.lanes()).collect();
+    let widest = *lanes.iter().max().unwrap();
+    // Channel counts and widths around every level's vector and 4-vector block.
+    let mut sizes = vec![1, 2, 3];
+    for &l in &lanes {
+        sizes.extend([l - 1, l, l + 1, 4 * l - 1, 4 * l, 4 * l + 1]);
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut runs = 0;
+    for (name, desc) in windows() {
+        for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+            for &size in &sizes {
+                // Channels-last vectorizes channels, channels-first the output width.
+                let shape = match layout {
+                    Layout::ChannelsLast => vec![2, size, 5, 7],
+                    Layout::ChannelsFirst => vec![2, 3, 4, 2 * size + 1],
+                };
+                runs += check_everywhere(name, &desc, layout, &shape);
+            }
+            // Inputs smaller than the window (padding and ceil mode make some valid).
+            runs += check_everywhere(name, &desc, layout, &[1, 2, 2, 3]);
+            // A wide row that spans several row-buffer vectors and the thread split.
+            runs += check_everywhere(name, &desc, layout, &[3, 5, 9, 8 * widest + 3]);
+        }
+    }
+    println!("{runs} checked runs");
+    assert!(runs > 1000, "the grid ran too little: {runs}");
+}
+
+#[test]
+fn one_and_three_dimensions_on_every_level() {
+    let cases: Vec<(PoolDesc, Vec<usize>)> = vec![
+        (
+            PoolDesc::max(&[3])
+                .strides(&[2])
+                .padding(Padding::symmetric(&[1])),
+            vec![2, 19, 37],
+        ),
+        (
+            PoolDesc::average(&[4])
+                .strides(&[1])
+                .padding(Padding::SameLower),
+            vec![1, 33, 20],
+        ),
+        (
+            PoolDesc::lp(&[2], 2.0).strides(&[1]).dilations(&[3]),
+            vec![2, 5, 40],
+        ),
+        (
+            PoolDesc::max(&[2, 3, 2])
+                .strides(&[1, 2, 2])
+                .padding(Padding::explicit(&[1, 0, 1], &[0, 1, 1])),
+            vec![2, 17, 5, 9, 11],
+        ),
+        (
+            PoolDesc::average(&[3, 3, 3])
+                .strides(&[2, 2, 2])
+                .ceil_mode(true),
+            vec![1, 9, 7, 7, 7],
+        ),
+        (PoolDesc::global_average(), vec![2, 31, 3, 4, 5]),
+        (PoolDesc::global_max(), vec![3, 7, 45]),
+    ];
+    for (desc, shape) in cases {
+        for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+            assert!(check_everywhere("rank", &desc, layout, &shape) > 0);
+        }
+    }
+}
+
+#[test]
+fn large_enough_to_split_across_threads() {
+    // Above the per-task minimum, so the parallel runs really use several bands.
+    for (desc, shape) in [
+        (
+            PoolDesc::max(&[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1])),
+            vec![2, 24, 41, 43],
+        ),
+        (
+            PoolDesc::average(&[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[1, 1])),
+            vec![1, 40, 23, 29],
+        ),
+        (PoolDesc::global_average(), vec![4, 300, 7, 7]),
+    ] {
+        for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+            assert!(check_everywhere("threads", &desc, layout, &shape) > 0);
+        }
+    }
+}
+
+#[test]
+fn plans_report_their_level_and_kernel() {
+    let plan =
+        Plan::<f32>::new(&PoolDesc::max(&[2, 2]), Layout::ChannelsLast, &[1, 8, 4, 4]).unwrap();
+    assert_eq!(plan.isa(), Isa::default_for_process());
+    let scalar = plan.clone().with_isa(Isa::Portable).unwrap();
+    assert_eq!(scalar.kernel_name(), "channels_last_max/scalar");
+    let lp3 = Plan::<f32>::new(
+        &PoolDesc::lp(&[2, 2], 3.0),
+        Layout::ChannelsFirst,
+        &[1, 8, 4, 4],
+    )
+    .unwrap();
+    assert_eq!(lp3.kernel_name(), "scalar");
+    for isa in Isa::ALL {
+        let result = plan.clone().with_isa(isa);
+        assert_eq!(result.is_ok(), isa.is_available(), "{isa}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains(isa.name()));
+        }
+    }
+    assert_eq!(Isa::from_name("v3"), Some(Isa::V3));
+    assert_eq!(Isa::from_name("avx9"), None);
+}
