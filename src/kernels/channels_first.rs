@@ -188,7 +188,7 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                     let source = &input[base + z * strides[2] + y * strides[3]..][..ax.input];
                     let buffer = &mut scratch[buffered * ax.stride * layout.phase_len..]
                         [..ax.stride * layout.phase_len];
-                    fill_row(simd, buffer, source, &ax, x0, layout.phase_len, R::FILL);
+                    fill_row(buffer, source, &ax, x0, layout.phase_len, R::FILL);
                     buffered += 1;
                 }
             }
@@ -267,15 +267,7 @@ struct RowIndices {
 /// the input. Stride 1 is a plain copy; stride 2 splits pairs of vectors into even and odd
 /// lanes; larger strides copy element by element.
 #[inline(always)]
-fn fill_row<S: Simd>(
-    simd: S,
-    buffer: &mut [f32],
-    source: &[f32],
-    ax: &Axis,
-    x0: usize,
-    phase_len: usize,
-    fill: f32,
-) {
+fn fill_row(buffer: &mut [f32], source: &[f32], ax: &Axis, x0: usize, phase_len: usize, fill: f32) {
     let s = ax.stride as isize;
     let width = ax.input as isize;
     // Per phase: input position of slot 0 and the slots lo..hi that hold input elements.
