@@ -1,23 +1,49 @@
+//! Times one bench-suite-like case on one thread, for profiling:
+//! `cargo run --release --example profile_case -- nchw|nhwc [resnet|sppf|inception|tiny]`
+//! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off).
+
 use nnpool::{Layout, Padding, Plan, PoolDesc};
+
 fn main() {
-    let layout = if std::env::args().nth(1).as_deref() == Some("nhwc") {
-        Layout::ChannelsLast
-    } else {
-        Layout::ChannelsFirst
+    let mut args = std::env::args().skip(1);
+    let layout = match args.next().as_deref() {
+        Some("nhwc") => Layout::ChannelsLast,
+        _ => Layout::ChannelsFirst,
     };
-    let desc = PoolDesc::max(&[3, 3])
-        .strides(&[2, 2])
-        .padding(Padding::symmetric(&[1, 1]));
-    let plan = Plan::<f32>::new(&desc, layout, &[1, 64, 112, 112])
+    let (desc, shape) = match args.next().as_deref() {
+        Some("sppf") => (
+            PoolDesc::max(&[5, 5])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[2, 2])),
+            [1, 256, 40, 40],
+        ),
+        Some("inception") => (
+            PoolDesc::average(&[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[1, 1])),
+            [1, 288, 35, 35],
+        ),
+        Some("tiny") => (PoolDesc::max(&[2, 2]), [1, 16, 8, 8]),
+        _ => (
+            PoolDesc::max(&[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1])),
+            [1, 64, 112, 112],
+        ),
+    };
+    let mut plan = Plan::<f32>::new(&desc, layout, &shape)
         .unwrap()
         .with_parallel(false);
+    if std::env::var("DIRECT").is_ok() {
+        plan = plan.without_separable();
+    }
     let input: Vec<f32> = (0..plan.input_len()).map(|i| (i % 97) as f32).collect();
     let mut out = vec![0.0; plan.output_len()];
-    let t = std::time::Instant::now();
     let iters: u32 = std::env::var("ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
+    let t = std::time::Instant::now();
     for _ in 0..iters {
         plan.run(&input, &mut out).unwrap();
     }

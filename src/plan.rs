@@ -67,6 +67,7 @@ pub struct Plan<T: Element = f32> {
     pub(crate) isa: Isa,
     pub(crate) kernel: Kernel,
     pub(crate) parallel: bool,
+    pub(crate) allow_separable: bool,
     element: PhantomData<fn() -> T>,
 }
 
@@ -109,6 +110,7 @@ impl<T: Element> Plan<T> {
             isa: Isa::Portable,
             kernel: Kernel::Scalar,
             parallel: true,
+            allow_separable: true,
             element: PhantomData,
         };
         plan.select_kernel(Isa::default_for_process());
@@ -134,6 +136,16 @@ impl<T: Element> Plan<T> {
     /// the calling thread only. Results are bit-identical either way.
     pub fn with_parallel(mut self, parallel: bool) -> Self {
         self.parallel = parallel;
+        self
+    }
+
+    /// Turns the separable max kernel off, so that the direct kernel runs (for benchmarks that
+    /// compare the two). Results are the same.
+    #[doc(hidden)]
+    pub fn without_separable(mut self) -> Self {
+        self.allow_separable = false;
+        let isa = self.isa;
+        self.select_kernel(isa);
         self
     }
 

@@ -260,6 +260,24 @@ fn plans_report_their_level_and_kernel() {
             assert!(e.to_string().contains(isa.name()));
         }
     }
+    // Stride-1 max windows run separably (values only); the direct kernel stays reachable.
+    let sppf = PoolDesc::max(&[5, 5])
+        .strides(&[1, 1])
+        .padding(Padding::symmetric(&[2, 2]));
+    for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
+        let plan = Plan::<f32>::new(&sppf, layout, &[1, 16, 20, 20]).unwrap();
+        assert!(
+            plan.kernel_name().starts_with("separable_max/"),
+            "{}",
+            plan.kernel_name()
+        );
+        assert!(
+            !plan
+                .without_separable()
+                .kernel_name()
+                .starts_with("separable")
+        );
+    }
     assert_eq!(Isa::from_name("v3"), Some(Isa::V3));
     assert_eq!(Isa::from_name("avx9"), None);
 }

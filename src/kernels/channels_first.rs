@@ -25,7 +25,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::reduce::{Acc, Reducer};
-use super::simd_io::{lanes, load, ramp, store, store_first, store_indices};
+use super::simd_io::{lanes, load, load_deinterleaved, ramp, store, store_first, store_indices};
 use crate::Plan;
 use crate::geometry::{Axis, Taps};
 
@@ -169,6 +169,7 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
     let lanes = lanes::<S>();
     let [az, ay, ax] = plan.axes;
     let strides = plan.input_strides;
+    let interior = (ax.interior().start, ax.interior().end);
     let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
     for local_row in 0..rows.len() {
         let (plane, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
@@ -188,7 +189,7 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                     let source = &input[base + z * strides[2] + y * strides[3]..][..ax.input];
                     let buffer = &mut scratch[buffered * ax.stride * layout.phase_len..]
                         [..ax.stride * layout.phase_len];
-                    fill_row(buffer, source, &ax, x0, layout.phase_len, R::FILL);
+                    fill_row(simd, buffer, source, &ax, x0, layout.phase_len, R::FILL);
                     buffered += 1;
                 }
             }
@@ -196,6 +197,7 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                 taps_z: tz,
                 taps_y: ty,
                 height: ay.input,
+                interior,
             };
             let mut v = 0;
             while v + 4 * lanes <= width {
@@ -260,6 +262,8 @@ struct RowIndices {
     taps_z: Taps,
     taps_y: Taps,
     height: usize,
+    /// The interior outputs of the x axis, as (start, end).
+    interior: (usize, usize),
 }
 
 /// Copies the input row into `buffer` for outputs `x0..`: phase `p`, slot `i` holds padded
@@ -267,7 +271,15 @@ struct RowIndices {
 /// the input. Stride 1 is a plain copy; stride 2 splits pairs of vectors into even and odd
 /// lanes; larger strides copy element by element.
 #[inline(always)]
-fn fill_row(buffer: &mut [f32], source: &[f32], ax: &Axis, x0: usize, phase_len: usize, fill: f32) {
+pub(crate) fn fill_row<S: Simd>(
+    simd: S,
+    buffer: &mut [f32],
+    source: &[f32],
+    ax: &Axis,
+    x0: usize,
+    phase_len: usize,
+    fill: f32,
+) {
     let s = ax.stride as isize;
     let width = ax.input as isize;
     // Per phase: input position of slot 0 and the slots lo..hi that hold input elements.
@@ -303,34 +315,46 @@ fn fill_row(buffer: &mut [f32], source: &[f32], ax: &Axis, x0: usize, phase_len:
     }
     if ax.stride == 2 {
         let (even, odd) = buffer.split_at_mut(phase_len);
-        fill_pairs(even, &mut odd[..phase_len], source, spans);
+        fill_pairs(simd, even, &mut odd[..phase_len], source, spans);
     }
 }
 
-/// Stride 2: where both phases hold input, one pass over the pairs of the source (a loop that
-/// the compiler vectorizes with shuffles for the level in force); the ends element by element.
+/// Stride 2: where both phases hold input, pairs of vectors split into even and odd elements
+/// (the last vector overlapping the one before rather than leaving a scalar tail); the ends
+/// element by element.
 #[inline(always)]
-fn fill_pairs(
+fn fill_pairs<S: Simd>(
+    simd: S,
     even: &mut [f32],
     odd: &mut [f32],
     source: &[f32],
     spans: [(isize, usize, usize); 2],
 ) {
+    let lanes = lanes::<S>();
     let [(start, lo0, hi0), (_, lo1, hi1)] = spans;
     // Slot i of phase 0 is source[start + 2i], of phase 1 source[start + 2i + 1].
     let lo = lo0.max(lo1);
     let hi = hi0.min(hi1).max(lo);
-    let from = (start + 2 * lo as isize) as usize;
-    let pairs = source[from..from + 2 * (hi - lo)].chunks_exact(2);
-    for ((e, o), pair) in even[lo..hi].iter_mut().zip(&mut odd[lo..hi]).zip(pairs) {
-        *e = pair[0];
-        *o = pair[1];
+    let split = |i: usize| (start + 2 * i as isize) as usize;
+    let mut done = lo;
+    if hi - lo >= lanes {
+        let mut i = lo;
+        loop {
+            let [e, o] = load_deinterleaved(simd, source, split(i));
+            store::<S>(even, i, e);
+            store::<S>(odd, i, o);
+            if i + lanes == hi {
+                break;
+            }
+            i = (i + lanes).min(hi - lanes);
+        }
+        done = hi;
     }
     let element = |slot: usize, phase: isize| source[(start + 2 * slot as isize + phase) as usize];
-    for slot in (lo0..lo.min(hi0)).chain(hi.max(lo0)..hi0) {
+    for slot in (lo0..lo.min(hi0)).chain(done.max(lo0)..hi0) {
         even[slot] = element(slot, 0);
     }
-    for slot in (lo1..lo.min(hi1)).chain(hi.max(lo1)..hi1) {
+    for slot in (lo1..lo.min(hi1)).chain(done.max(lo1)..hi1) {
         odd[slot] = element(slot, 1);
     }
 }
@@ -402,7 +426,7 @@ fn store_block<S: Simd, R: Reducer, const V: usize>(
 ) {
     let lanes = lanes::<S>();
     let ax = &plan.axes[2];
-    let interior = ax.interior();
+    let interior = rows.interior;
     for (v, acc) in accs.iter().enumerate() {
         let ox = ox0 + v * lanes;
         let count = remaining.saturating_sub(v * lanes).min(lanes);
@@ -411,7 +435,7 @@ fn store_block<S: Simd, R: Reducer, const V: usize>(
         }
         let divisor = if !R::DIVIDES {
             simd.splat_f32s(1.0)
-        } else if ox >= interior.start && ox + lanes <= interior.end {
+        } else if ox >= interior.0 && ox + lanes <= interior.1 {
             let taps = [rows.taps_z, rows.taps_y, full_taps(ax, ox)];
             simd.splat_f32s(super::divisor(plan.reduction, &taps))
         } else {

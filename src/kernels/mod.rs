@@ -10,6 +10,8 @@ pub(crate) mod channels_last;
 pub(crate) mod global;
 pub(crate) mod reduce;
 pub(crate) mod scalar;
+mod scratch;
+pub(crate) mod separable;
 mod simd_io;
 
 use std::ops::Range;
@@ -31,6 +33,8 @@ pub(crate) enum Kernel {
     ChannelsFirst(Rule),
     /// One vector reduction per (n, c) plane.
     GlobalChannelsFirst(Rule),
+    /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
+    SeparableMax,
 }
 
 impl Kernel {
@@ -43,6 +47,9 @@ impl Kernel {
         let plane: usize = plan.axes.iter().map(|a| a.input).product();
         if rule == Rule::Max && u32::try_from(plane).is_err() {
             return Kernel::Scalar;
+        }
+        if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
+            return Kernel::SeparableMax;
         }
         match plan.layout {
             Layout::ChannelsLast => Kernel::ChannelsLast(rule),
@@ -65,6 +72,7 @@ impl Kernel {
             Kernel::ChannelsLast(r) => format!("channels_last_{}", rule(r)),
             Kernel::ChannelsFirst(r) => format!("channels_first_rows_{}", rule(r)),
             Kernel::GlobalChannelsFirst(r) => format!("global_channels_first_{}", rule(r)),
+            Kernel::SeparableMax => "separable_max".to_string(),
         }
     }
 }
@@ -173,7 +181,21 @@ pub(crate) fn run_rows(
     use channels_first::ChannelsFirst;
     use channels_last::ChannelsLast;
     use global::GlobalChannelsFirst;
+    use separable::SeparableMax;
     match kernel {
+        Kernel::SeparableMax if indices.is_none() => go(
+            isa,
+            SeparableMax {
+                plan,
+                input,
+                output,
+                rows,
+            },
+        ),
+        Kernel::SeparableMax if plan.layout == Layout::ChannelsLast => {
+            with_rule!(Rule::Max, ChannelsLast)
+        }
+        Kernel::SeparableMax => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::Scalar => scalar::pool_rows(plan, input, output, indices, rows),
         Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast),
         Kernel::ChannelsFirst(rule) => with_rule!(rule, ChannelsFirst),

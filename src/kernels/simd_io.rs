@@ -57,3 +57,68 @@ pub(crate) fn ramp<S: Simd>(simd: S, start: u32, step: u32) -> S::u32s {
         simd.splat_u32s(start),
     )
 }
+
+/// The even and the odd elements of `data[at..at + 2 * lanes]`, each in order. x86 levels
+/// shuffle in registers (the level's token is recovered from `S` by type, at no run-time cost);
+/// other levels go through arrays.
+#[inline(always)]
+pub(crate) fn load_deinterleaved<S: Simd>(simd: S, data: &[f32], at: usize) -> [S::f32s; 2] {
+    let lanes = lanes::<S>();
+    let pair = &data[at..at + 2 * lanes];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        use core::arch::x86_64::{__m128, __m256, __m256d, __m512, __m512i};
+        let back = |bytes: &[u8]| -> S::f32s { bytemuck::pod_read_unaligned(bytes) };
+        let token = &simd as &dyn Any;
+        if let Some(v3) = token.downcast_ref::<pulp::x86::V3>() {
+            let (a, b): (__m256, __m256) = (read_pod(&pair[..8]), read_pod(&pair[8..]));
+            // [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs in order 0, 2, 1, 3.
+            let order = |x: __m256| -> __m256 {
+                let pairs: __m256d = bytemuck::cast(x);
+                bytemuck::cast(v3.avx2._mm256_permute4x64_pd::<0xD8>(pairs))
+            };
+            let even = order(v3.avx._mm256_shuffle_ps::<0x88>(a, b));
+            let odd = order(v3.avx._mm256_shuffle_ps::<0xDD>(a, b));
+            return [
+                back(bytemuck::bytes_of(&even)),
+                back(bytemuck::bytes_of(&odd)),
+            ];
+        }
+        if let Some(v4) = token.downcast_ref::<pulp::x86::V4>() {
+            const EVEN: [i32; 16] = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30];
+            const ODD: [i32; 16] = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31];
+            let (a, b): (__m512, __m512) = (read_pod(&pair[..16]), read_pod(&pair[16..]));
+            let (even, odd): (__m512i, __m512i) = (bytemuck::cast(EVEN), bytemuck::cast(ODD));
+            let even = v4.avx512f._mm512_permutex2var_ps(a, even, b);
+            let odd = v4.avx512f._mm512_permutex2var_ps(a, odd, b);
+            return [
+                back(bytemuck::bytes_of(&even)),
+                back(bytemuck::bytes_of(&odd)),
+            ];
+        }
+        if let Some(v2) = token.downcast_ref::<pulp::x86::V2>() {
+            let (a, b): (__m128, __m128) = (read_pod(&pair[..4]), read_pod(&pair[4..]));
+            let even = v2.sse._mm_shuffle_ps::<0x88>(a, b);
+            let odd = v2.sse._mm_shuffle_ps::<0xDD>(a, b);
+            return [
+                back(bytemuck::bytes_of(&even)),
+                back(bytemuck::bytes_of(&odd)),
+            ];
+        }
+    }
+    let _ = simd;
+    let mut even = [0.0f32; 16];
+    let mut odd = [0.0f32; 16];
+    for (i, two) in pair.chunks_exact(2).enumerate() {
+        even[i] = two[0];
+        odd[i] = two[1];
+    }
+    [load::<S>(&even, 0), load::<S>(&odd, 0)]
+}
+
+/// A plain-old-data value from the bytes of `slice`.
+#[inline(always)]
+fn read_pod<T: bytemuck::Pod>(slice: &[f32]) -> T {
+    bytemuck::pod_read_unaligned(bytemuck::cast_slice(slice))
+}

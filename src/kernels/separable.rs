@@ -1,0 +1,239 @@
+//! Separable max pooling (values only), for windows whose rows are shared between output rows
+//! (stride in y smaller than the kernel, as in the 5x5 stride-1 SPPF block):
+//!
+//! ```text
+//! for each output row (outer, oz, oy) of the task:
+//!     for each input row y of the window (inside the input):
+//!         h[y] = the row's horizontal window maxima, one per output x (computed once per task
+//!                and kept in a ring of (ky - 1) * dy + 1 rows)
+//!     output row = elementwise max over those h rows, in window order
+//! ```
+//!
+//! Per output this costs `kx` taps per new input row plus `ky` to merge instead of `kx * ky`.
+//! It is exact: max is taken with the reference's rule ("greater or NaN replaces") first along
+//! each row, then across rows in order, which selects the same element as the row-major scan (the
+//! first maximum, the last NaN). Max with indices uses the direct kernels.
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::channels_first::{MAX_TAPS_X, chunking, fill_row};
+use super::reduce::{MaxValue, Reducer};
+use super::scratch;
+use super::simd_io::{lanes, load, load_first, store, store_first};
+use crate::geometry::Taps;
+use crate::{Layout, Plan};
+
+/// Most rows the ring of horizontal maxima holds.
+pub(crate) const MAX_RING: usize = 64;
+
+/// Whether the separable kernel applies to the plan and saves work on a level with `lanes`.
+pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
+    let [az, ay, ax] = &plan.axes;
+    let z_trivial = az.kernel == 1 && az.pad_begin == 0 && az.pad_end == 0;
+    let ring = (ay.kernel - 1)
+        .saturating_mul(ay.dilation)
+        .saturating_add(1);
+    let saves = ax.kernel.saturating_mul(ay.stride.min(ay.kernel)) + ay.kernel
+        < ax.kernel.saturating_mul(ay.kernel);
+    let row_fits = match plan.layout {
+        Layout::ChannelsLast => true,
+        Layout::ChannelsFirst => {
+            ax.kernel <= MAX_TAPS_X
+                && chunking(plan, lanes).is_some_and(|(chunk, _)| chunk >= ax.output)
+        }
+    };
+    z_trivial && ay.kernel > 1 && ring <= MAX_RING && saves && row_fits
+}
+
+/// One task: the output rows `rows` of a plan for which [`applies`] holds.
+pub(crate) struct SeparableMax<'a> {
+    pub plan: &'a Plan<f32>,
+    pub input: &'a [f32],
+    pub output: &'a mut [f32],
+    pub rows: Range<usize>,
+}
+
+impl WithSimd for SeparableMax<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            plan,
+            input,
+            output,
+            rows,
+        } = self;
+        let lanes = lanes::<S>();
+        let [az, ay, ax] = plan.axes;
+        let ring = (ay.kernel - 1) * ay.dilation + 1;
+        let channels_last = plan.layout == Layout::ChannelsLast;
+        // One h row: the output row's length (rounded up to whole vectors channels-first).
+        let (row_len, h_len, row_buffer) = if channels_last {
+            let len = ax.output * plan.channels;
+            (len, len, 0)
+        } else {
+            let (_, phase_len) = chunking(plan, lanes).unwrap_or((0, 0));
+            (
+                ax.output,
+                ax.output.div_ceil(lanes) * lanes,
+                ax.stride * phase_len,
+            )
+        };
+        // Not a closure: the loops must stay inside this function's SIMD context.
+        let mut buffer = scratch::take(ring * h_len + row_buffer);
+        {
+            let (ring_rows, row_scratch) = buffer.split_at_mut(ring * h_len);
+            let mut keys: [Option<(usize, usize, usize)>; MAX_RING] = [None; MAX_RING];
+            let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
+            for local_row in 0..rows.len() {
+                let (outer, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
+                cursor.advance();
+                let z = az.taps(oz).first;
+                let ty = ay.taps(oy);
+                let mut slots = [0usize; MAX_RING];
+                for (j, slot_of_row) in slots[..ty.count].iter_mut().enumerate() {
+                    let y = ty.first + j * ay.dilation;
+                    let slot = y % ring;
+                    *slot_of_row = slot;
+                    if keys[slot] != Some((outer, z, y)) {
+                        keys[slot] = Some((outer, z, y));
+                        let h = &mut ring_rows[slot * h_len..][..h_len];
+                        if channels_last {
+                            h_row_channels_last(simd, plan, input, (outer, z, y), h);
+                        } else {
+                            h_row_channels_first(simd, plan, input, (outer, z, y), h, row_scratch);
+                        }
+                    }
+                }
+                let out = &mut output[local_row * row_len..][..row_len];
+                merge_rows(simd, ring_rows, h_len, &slots[..ty.count], out);
+            }
+        }
+        scratch::give_back(buffer);
+    }
+}
+
+/// `out[i] = max over the h rows in `slots` (in order) of h[i]`.
+#[inline(always)]
+fn merge_rows<S: Simd>(simd: S, ring_rows: &[f32], h_len: usize, slots: &[usize], out: &mut [f32]) {
+    let lanes = lanes::<S>();
+    let rule = MaxValue;
+    let zero = simd.splat_u32s(0);
+    let mut i = 0;
+    while i < out.len() {
+        let count = (out.len() - i).min(lanes);
+        let mut acc = rule.init(simd, zero);
+        for &slot in slots {
+            let h = &ring_rows[slot * h_len..][..h_len];
+            let value = if i + lanes <= h_len {
+                load::<S>(h, i)
+            } else {
+                load_first::<S>(h, i, count, f32::NEG_INFINITY)
+            };
+            acc = rule.add(simd, acc, value, zero);
+        }
+        if count == lanes {
+            store::<S>(out, i, acc.value);
+        } else {
+            store_first::<S>(out, i, count, acc.value);
+        }
+        i += lanes;
+    }
+}
+
+/// Horizontal maxima of input row (n, z, y), channels-last: `h[ox * C + c]`.
+#[inline(always)]
+fn h_row_channels_last<S: Simd>(
+    simd: S,
+    plan: &Plan<f32>,
+    input: &[f32],
+    (n, z, y): (usize, usize, usize),
+    h: &mut [f32],
+) {
+    let lanes = lanes::<S>();
+    let rule = MaxValue;
+    let zero = simd.splat_u32s(0);
+    let ax = &plan.axes[2];
+    let channels = plan.channels;
+    let strides = &plan.input_strides;
+    let row = n * strides[0] + z * strides[2] + y * strides[3];
+    let interior = ax.interior();
+    for ox in 0..ax.output {
+        let tx = if interior.contains(&ox) {
+            Taps {
+                first: ox * ax.stride - ax.pad_begin,
+                count: ax.kernel,
+                padded_count: ax.kernel,
+            }
+        } else {
+            ax.taps(ox)
+        };
+        let mut c = 0;
+        while c < channels {
+            let width = (channels - c).min(lanes);
+            let mut acc = rule.init(simd, zero);
+            for ix in 0..tx.count {
+                let at = row + (tx.first + ix * ax.dilation) * channels + c;
+                let value = if width == lanes {
+                    load::<S>(input, at)
+                } else {
+                    load_first::<S>(input, at, width, f32::NEG_INFINITY)
+                };
+                acc = rule.add(simd, acc, value, zero);
+            }
+            if width == lanes {
+                store::<S>(h, ox * channels + c, acc.value);
+            } else {
+                store_first::<S>(h, ox * channels + c, width, acc.value);
+            }
+            c += lanes;
+        }
+    }
+}
+
+/// Horizontal maxima of input row (plane, z, y), channels-first: `h[ox]`, through the padded
+/// phase-split row buffer of the direct kernel.
+#[inline(always)]
+fn h_row_channels_first<S: Simd>(
+    simd: S,
+    plan: &Plan<f32>,
+    input: &[f32],
+    (plane, z, y): (usize, usize, usize),
+    h: &mut [f32],
+    row_buffer: &mut [f32],
+) {
+    let lanes = lanes::<S>();
+    let rule = MaxValue;
+    let zero = simd.splat_u32s(0);
+    let ax = &plan.axes[2];
+    let strides = &plan.input_strides;
+    let phase_len = row_buffer.len() / ax.stride;
+    let source = &input[plane * strides[1] + z * strides[2] + y * strides[3]..][..ax.input];
+    fill_row(
+        simd,
+        row_buffer,
+        source,
+        ax,
+        0,
+        phase_len,
+        f32::NEG_INFINITY,
+    );
+    // Tap tx reads padded position ox*s + tx*d: phase (tx*d) mod s, slot ox + (tx*d) / s.
+    let mut tap_slots = [0usize; MAX_TAPS_X];
+    for (tx, slot) in tap_slots[..ax.kernel].iter_mut().enumerate() {
+        let offset = tx * ax.dilation;
+        *slot = (offset % ax.stride) * phase_len + offset / ax.stride;
+    }
+    let mut v = 0;
+    while v < h.len() {
+        let mut acc = rule.init(simd, zero);
+        for &slot in &tap_slots[..ax.kernel] {
+            acc = rule.add(simd, acc, load::<S>(row_buffer, slot + v), zero);
+        }
+        store::<S>(h, v, acc.value);
+        v += lanes;
+    }
+}
