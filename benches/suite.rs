@@ -119,6 +119,17 @@ fn suite(c: &mut Criterion) {
             group.bench_function("copy", |b| {
                 b.iter(|| copy_bytes(black_box(&input), black_box(&mut copy_out)))
             });
+            if plan.kernel_name().starts_with("separable") {
+                // The direct kernel on the same case, for the separable kernel's speed-up.
+                let direct = plan.clone().with_parallel(false).without_separable();
+                group.bench_function(BenchmarkId::new("nnpool-direct", "1-thread"), |b| {
+                    b.iter(|| {
+                        direct
+                            .run(black_box(&input), black_box(&mut output))
+                            .unwrap()
+                    })
+                });
+            }
             if all_reference || plan.input_len() < 1 << 20 {
                 group.bench_function("reference", |b| {
                     b.iter(|| {

@@ -56,6 +56,8 @@ mod kernels;
 mod parallel;
 mod plan;
 pub mod reference;
+#[doc(hidden)]
+pub mod testing;
 
 pub use desc::{Layout, Padding, PoolDesc, PoolOp};
 pub use element::Element;

@@ -90,91 +90,14 @@ pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
-/// The contract's equality for an op's results: bit for bit for max (it returns an input
-/// element); for average and Lp bit for bit except that any NaN equals any NaN (arithmetic
-/// leaves NaN payloads unspecified, in Rust as in IEEE 754).
-pub fn same_results(op: nnpool::PoolOp, a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            x.to_bits() == y.to_bits() || (op != nnpool::PoolOp::Max && x.is_nan() && y.is_nan())
-        })
-}
+pub use nnpool::testing::same_results;
 
-/// Whether `ours` is within the documented bound of the reference's `reference` for a window
-/// whose input elements are `terms`, summed in another order: for average and L1,
-/// `|ours - ref| <= 2 (n - 1) eps sum|x| / |divisor| + 2 eps |ref|`; for L2 the same on the
-/// squares, `|ours^2 - ref^2| <= 2 (n - 1) eps sum x^2 + 4 eps ref^2`.
-pub fn within_sum_bound(
-    op: nnpool::PoolOp,
-    divisor: f32,
-    terms: &[f32],
-    ours: f32,
-    reference: f32,
-) -> bool {
-    if ours.to_bits() == reference.to_bits() || (ours.is_nan() && reference.is_nan()) {
-        return true;
-    }
-    let eps = f32::EPSILON as f64;
-    let n = terms.len() as f64;
-    let reorder = 2.0 * (n - 1.0).max(0.0) * eps;
-    let (o, r) = (ours as f64, reference as f64);
-    match op {
-        nnpool::PoolOp::Lp { p: 2.0 } => {
-            let squares: f64 = terms.iter().map(|&x| (x as f64) * (x as f64)).sum();
-            (o * o - r * r).abs() <= reorder * squares + 4.0 * eps * r * r
-        }
-        _ => {
-            let absolute: f64 = terms.iter().map(|&x| (x as f64).abs()).sum();
-            (o - r).abs() <= reorder * absolute / (divisor as f64).abs() + 2.0 * eps * r.abs()
-        }
-    }
-}
-
-/// Checks a plan's output against the reference by the contract: max values and indices bit
-/// for bit; average and Lp bit for bit too, except global channels-first sums (taken in a fixed
-/// 16-partial order), which must lie within [`sum_tolerance`].
+/// The contract's comparison with the reference (see `nnpool::testing`).
 pub fn check_against_reference(
     plan: &Plan<f32>,
     input: &[f32],
     out: &[f32],
     idx: &Option<Vec<i64>>,
 ) -> Result<(), String> {
-    let with_indices = idx.is_some();
-    let (reference, reference_idx) = run_reference(plan, input, with_indices);
-    if *idx != reference_idx {
-        return Err(format!(
-            "indices differ: {idx:?} vs reference {reference_idx:?}"
-        ));
-    }
-    let reordered_sums = plan.op() != nnpool::PoolOp::Max
-        && plan.is_global()
-        && plan.layout() == Layout::ChannelsFirst;
-    if !reordered_sums {
-        return if same_results(plan.op(), out, &reference) {
-            Ok(())
-        } else {
-            let at = (0..out.len())
-                .position(|i| !same_results(plan.op(), &out[i..i + 1], &reference[i..i + 1]))
-                .unwrap_or(0);
-            Err(format!(
-                "output[{at}] = {:e} ({:#x}), reference {:e} ({:#x}) [kernel {}]",
-                out[at],
-                out[at].to_bits(),
-                reference[at],
-                reference[at].to_bits(),
-                plan.kernel_name()
-            ))
-        };
-    }
-    let plane = plan.input_len() / out.len();
-    let divisor = plan.divisor_override().unwrap_or(plane as f32);
-    for (i, (&o, &r)) in out.iter().zip(&reference).enumerate() {
-        let terms = &input[i * plane..(i + 1) * plane];
-        if !within_sum_bound(plan.op(), divisor, terms, o, r) {
-            return Err(format!(
-                "output[{i}] = {o:e}, reference {r:e}: beyond the accuracy bound"
-            ));
-        }
-    }
-    Ok(())
+    nnpool::testing::check_against_reference(plan, input, out, idx.as_deref())
 }
