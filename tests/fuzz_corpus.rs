@@ -209,7 +209,7 @@ fn descriptor_seeds() -> Vec<(String, Vec<u8>)> {
         b.extend(shape.iter().flatten());
         b.extend([0u8, 1]); // max, sliding
         b.extend([5, 3, 5, 3]); // kernel 3x3 (list length byte 1 = rank)
-        seeds.push((format!("{name}"), b.clone()));
+        seeds.push((name.to_string(), b.clone()));
         // The same with huge strides and dilations and explicit pads near usize::MAX.
         let mut b2 = b.clone();
         b2.extend([0u8, 1, 1, 0, 1, 1, 1, 2]); // strides: huge

@@ -90,6 +90,7 @@ pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
+#[allow(unused_imports)]
 pub use nnpool::testing::same_results;
 
 /// The contract's comparison with the reference (see `nnpool::testing`).
