@@ -35,7 +35,11 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let ring = (ay.kernel - 1)
         .saturating_mul(ay.dilation)
         .saturating_add(1);
-    let saves = ax.kernel.saturating_mul(ay.stride.min(ay.kernel)) + ay.kernel
+    // Found by the descriptor fuzz target: kernels near usize::MAX overflowed a plain `+`.
+    let saves = ax
+        .kernel
+        .saturating_mul(ay.stride.min(ay.kernel))
+        .saturating_add(ay.kernel)
         < ax.kernel.saturating_mul(ay.kernel);
     let row_fits = match plan.layout {
         Layout::ChannelsLast => true,
