@@ -101,7 +101,28 @@ fn check_everywhere(name: &str, desc: &PoolDesc, layout: Layout, shape: &[usize]
         return 0; // e.g. the window does not fit a tiny input: covered by the error tests
     };
     let input = values(base.input_len(), shape.iter().sum::<usize>() as u64);
-    let with_indices = base.op() == PoolOp::Max;
+    // Max runs without indices (value-only and separable kernels) and with them.
+    let variants: &[bool] = if base.op() == PoolOp::Max {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    variants
+        .iter()
+        .map(|&with_indices| check_levels_and_threads(name, &base, shape, &input, with_indices))
+        .sum()
+}
+
+/// One configuration on every level, on 1 thread and in a 3-thread pool: each run checked
+/// against the reference and bit-identical to the first.
+fn check_levels_and_threads(
+    name: &str,
+    base: &Plan<f32>,
+    shape: &[usize],
+    input: &[f32],
+    with_indices: bool,
+) -> usize {
+    let layout = base.layout();
     let mut first: Option<(Isa, Vec<f32>, Option<Vec<i64>>)> = None;
     let mut runs = 0;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -113,11 +134,11 @@ fn check_everywhere(name: &str, desc: &PoolDesc, layout: Layout, shape: &[usize]
         for parallel in [false, true] {
             let plan = plan.clone().with_parallel(parallel);
             let (out, idx) = pool
-                .install(|| common::run_guarded(&plan, &input, with_indices))
+                .install(|| common::run_guarded(&plan, input, with_indices))
                 .unwrap();
-            if let Err(e) = common::check_against_reference(&plan, &input, &out, &idx) {
+            if let Err(e) = common::check_against_reference(&plan, input, &out, &idx) {
                 panic!(
-                    "{name} {layout:?} {shape:?} on {isa} (parallel {parallel}, {}): {e}",
+                    "{name} {layout:?} {shape:?} on {isa} (parallel {parallel}, indices {with_indices}, {}): {e}",
                     plan.kernel_name()
                 );
             }
