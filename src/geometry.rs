@@ -232,6 +232,21 @@ impl Axis {
         }
     }
 
+    /// Output `o`'s taps, without clipping arithmetic when `o` is in `interior` (the range
+    /// [`Axis::interior`] returns): all `k` taps, the first at `o*s - pb`.
+    #[inline(always)]
+    pub fn taps_given_interior(&self, o: usize, interior: &std::ops::Range<usize>) -> Taps {
+        if interior.contains(&o) {
+            Taps {
+                first: o * self.stride - self.pad_begin,
+                count: self.kernel,
+                padded_count: self.kernel,
+            }
+        } else {
+            self.taps(o)
+        }
+    }
+
     /// Outputs whose whole window lies inside the input (no tap in padding).
     pub fn interior(&self) -> std::ops::Range<usize> {
         let lo = self.pad_begin.div_ceil(self.stride).min(self.output);

@@ -436,7 +436,11 @@ fn store_block<S: Simd, R: Reducer, const V: usize>(
         let divisor = if !R::DIVIDES {
             simd.splat_f32s(1.0)
         } else if ox >= interior.0 && ox + lanes <= interior.1 {
-            let taps = [rows.taps_z, rows.taps_y, full_taps(ax, ox)];
+            let taps = [
+                rows.taps_z,
+                rows.taps_y,
+                ax.taps_given_interior(ox, &(interior.0..interior.1)),
+            ];
             simd.splat_f32s(super::divisor(plan.reduction, &taps))
         } else {
             let mut lanes_divisor = [1.0f32; 16];
@@ -466,14 +470,5 @@ fn store_block<S: Simd, R: Reducer, const V: usize>(
                 }
             }
         }
-    }
-}
-
-/// The taps of an interior output: all `k`, starting at `ox * s - pb`.
-fn full_taps(ax: &Axis, ox: usize) -> Taps {
-    Taps {
-        first: ox * ax.stride - ax.pad_begin,
-        count: ax.kernel,
-        padded_count: ax.kernel,
     }
 }

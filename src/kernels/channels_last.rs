@@ -67,15 +67,7 @@ impl<R: Reducer> WithSimd for ChannelsLast<'_, R> {
             cursor.advance();
             let (tz, ty) = (az.taps(oz), ay.taps(oy));
             for ox in 0..ax.output {
-                let tx = if interior.contains(&ox) {
-                    Taps {
-                        first: ox * ax.stride - ax.pad_begin,
-                        count: ax.kernel,
-                        padded_count: ax.kernel,
-                    }
-                } else {
-                    ax.taps(ox)
-                };
+                let tx = ax.taps_given_interior(ox, &interior);
                 let taps = [tz, ty, tx];
                 let window = Window {
                     taps,

@@ -62,11 +62,6 @@ pub(crate) fn pool_rows(
     let [az, ay, ax] = &plan.axes;
     let (is, os) = (&plan.input_strides, &plan.output_strides);
     let interior = ax.interior();
-    let segments = [
-        (0..interior.start, false),
-        (interior.clone(), true),
-        (interior.end..ax.output, false),
-    ];
     let (channels, first_row) = (plan.channels, rows.start);
     let channels_last = plan.layout == Layout::ChannelsLast;
     // Output offset of the task's first row: rows are contiguous in both layouts.
@@ -85,42 +80,32 @@ pub(crate) fn pool_rows(
         for c in channel_range {
             let base = n * is[0] + c * is[1];
             let row_out = n * os[0] + c * os[1] + oz * os[2] + oy * os[3] - row_start;
-            for (range, is_interior) in segments.clone() {
-                for ox in range {
-                    let tx = if is_interior {
-                        Taps {
-                            first: ox * ax.stride - ax.pad_begin,
-                            count: ax.kernel,
-                            padded_count: ax.kernel,
+            for ox in 0..ax.output {
+                let tx = ax.taps_given_interior(ox, &interior);
+                let window = Window {
+                    taps: [taps_z, taps_y, tx],
+                    axes: &plan.axes,
+                    strides: is,
+                    base,
+                };
+                let at = row_out + ox * os[4];
+                match plan.reduction {
+                    Reduction::Max => {
+                        let (value, index) = window_max(&window, input);
+                        output[at] = value;
+                        if let Some(indices) = indices.as_deref_mut() {
+                            indices[at] = index as i64;
                         }
-                    } else {
-                        ax.taps(ox)
-                    };
-                    let window = Window {
-                        taps: [taps_z, taps_y, tx],
-                        axes: &plan.axes,
-                        strides: is,
-                        base,
-                    };
-                    let at = row_out + ox * os[4];
-                    match plan.reduction {
-                        Reduction::Max => {
-                            let (value, index) = window_max(&window, input);
-                            output[at] = value;
-                            if let Some(indices) = indices.as_deref_mut() {
-                                indices[at] = index as i64;
-                            }
-                        }
-                        Reduction::Average { .. } => {
-                            let mut sum = 0.0f32;
-                            window.for_each(|i, _| sum += input[i]);
-                            output[at] = sum / super::divisor(plan.reduction, &window.taps);
-                        }
-                        Reduction::Lp { p } => {
-                            let mut sum = 0.0f32;
-                            window.for_each(|i, _| sum += lp_term(input[i], p));
-                            output[at] = lp_root(sum, p);
-                        }
+                    }
+                    Reduction::Average { .. } => {
+                        let mut sum = 0.0f32;
+                        window.for_each(|i, _| sum += input[i]);
+                        output[at] = sum / super::divisor(plan.reduction, &window.taps);
+                    }
+                    Reduction::Lp { p } => {
+                        let mut sum = 0.0f32;
+                        window.for_each(|i, _| sum += lp_term(input[i], p));
+                        output[at] = lp_root(sum, p);
                     }
                 }
             }

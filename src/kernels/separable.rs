@@ -22,7 +22,6 @@ use super::channels_first::{MAX_TAPS_X, chunking, fill_row};
 use super::reduce::{MaxValue, Reducer};
 use super::scratch;
 use super::simd_io::{lanes, load, load_first, store, store_first};
-use crate::geometry::Taps;
 use crate::{Layout, Plan};
 
 /// Most rows the ring of horizontal maxima holds.
@@ -166,15 +165,7 @@ fn h_row_channels_last<S: Simd>(
     let row = n * strides[0] + z * strides[2] + y * strides[3];
     let interior = ax.interior();
     for ox in 0..ax.output {
-        let tx = if interior.contains(&ox) {
-            Taps {
-                first: ox * ax.stride - ax.pad_begin,
-                count: ax.kernel,
-                padded_count: ax.kernel,
-            }
-        } else {
-            ax.taps(ox)
-        };
+        let tx = ax.taps_given_interior(ox, &interior);
         let mut c = 0;
         while c < channels {
             let width = (channels - c).min(lanes);
