@@ -9,10 +9,10 @@ use crate::Plan;
 use crate::kernels::{self, row_shape};
 
 /// Work (input elements read + output elements × window taps) below which a run stays on the
-/// calling thread, and the least work per task above it. Measured on the 2-core development
-/// machine with `cargo bench --bench suite` (see the README): handing a task to the pool costs a
-/// few microseconds, which 32k element-steps (~5 µs of kernel time) amortize; below it the
-/// 2-thread run of `tiny_max`-sized problems was slower than 1 thread.
+/// calling thread, and the least work per task above it. A first estimate, not yet tuned by
+/// measurement: handing a task to the pool costs a few microseconds, and 32k element-steps take
+/// roughly that long in the vector kernels, so smaller problems (`tiny_max`: 1k steps) never
+/// touch the pool.
 pub(crate) const MIN_TASK_WORK: usize = 32 * 1024;
 
 /// Tasks per thread, so that a thread that finishes early can take another band.
