@@ -174,6 +174,13 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         }
     }
     let with_indices = plan.op() == PoolOp::Max;
+    if with_indices {
+        // Max without indices runs other kernels (value-only, separable).
+        let (values_only, _) = common::run_guarded(&plan, &case.values, false).unwrap();
+        if let Err(e) = common::check_against_reference(&plan, &case.values, &values_only, &None) {
+            return Err(TestCaseError::fail(format!("{e} (without indices)")));
+        }
+    }
     let (out, idx) = common::run_guarded(&plan, &case.values, with_indices).unwrap();
     if let Err(e) = common::check_against_reference(&plan, &case.values, &out, &idx) {
         return Err(TestCaseError::fail(format!(
