@@ -299,6 +299,13 @@ fn plans_report_their_level_and_kernel() {
                 .starts_with("separable")
         );
     }
+    // A ring of row maxima too large to keep (5 rows of 2 x 2^21 channels): the direct kernel.
+    let wide = Plan::<f32>::new(&sppf, Layout::ChannelsLast, &[1, 1 << 21, 6, 6]).unwrap();
+    assert!(
+        wide.kernel_name().starts_with("channels_last_max/"),
+        "{}",
+        wide.kernel_name()
+    );
     assert_eq!(Isa::from_name("v3"), Some(Isa::V3));
     assert_eq!(Isa::from_name("avx9"), None);
 }

@@ -27,6 +27,10 @@ use crate::{Layout, Plan};
 /// Most rows the ring of horizontal maxima holds.
 pub(crate) const MAX_RING: usize = 64;
 
+/// Most elements the ring may take (16 MiB of f32): beyond it the direct kernel runs, so that a
+/// huge row never makes a run allocate without bound.
+pub(crate) const MAX_RING_ELEMENTS: usize = 1 << 22;
+
 /// Whether the separable kernel applies to the plan and saves work on a level with `lanes`.
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let [az, ay, ax] = &plan.axes;
@@ -40,13 +44,19 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
         .saturating_mul(ay.stride.min(ay.kernel))
         .saturating_add(ay.kernel)
         < ax.kernel.saturating_mul(ay.kernel);
-    let row_fits = match plan.layout {
-        Layout::ChannelsLast => true,
-        Layout::ChannelsFirst => {
-            ax.kernel <= MAX_TAPS_X
-                && chunking(plan, lanes).is_some_and(|(chunk, _)| chunk >= ax.output)
-        }
+    let h_row = match plan.layout {
+        Layout::ChannelsLast => ax.output.saturating_mul(plan.channels),
+        Layout::ChannelsFirst => ax.output.saturating_add(lanes),
     };
+    let ring_fits = ring.saturating_mul(h_row) <= MAX_RING_ELEMENTS;
+    let row_fits = ring_fits
+        && match plan.layout {
+            Layout::ChannelsLast => true,
+            Layout::ChannelsFirst => {
+                ax.kernel <= MAX_TAPS_X
+                    && chunking(plan, lanes).is_some_and(|(chunk, _)| chunk >= ax.output)
+            }
+        };
     z_trivial && ay.kernel > 1 && ring <= MAX_RING && saves && row_fits
 }
 
