@@ -201,25 +201,9 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                 interior,
             };
             let mut v = 0;
-            while v + 4 * lanes <= width {
-                let accs =
-                    block::<S, R, 4>(simd, rule, plan, scratch, layout, row_indices, x0 + v, v);
-                store_block(
-                    simd,
-                    rule,
-                    plan,
-                    &accs,
-                    output,
-                    indices.as_deref_mut(),
-                    out_row,
-                    x0 + v,
-                    width - v,
-                    row_indices,
-                );
-                v += 4 * lanes;
-            }
-            // The last 1 to 4 vectors as one block, so the taps are walked once more, not 4 times.
-            macro_rules! tail {
+            // Blocks of V output vectors: 4 while they fill, then the last 1 to 4 as one block,
+            // so the taps are walked once more, not once per vector.
+            macro_rules! block_of {
                 ($v:literal) => {{
                     let accs = block::<S, R, $v>(
                         simd,
@@ -245,12 +229,16 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                     );
                 }};
             }
+            while v + 4 * lanes <= width {
+                block_of!(4);
+                v += 4 * lanes;
+            }
             match (width - v).div_ceil(lanes) {
                 0 => {}
-                1 => tail!(1),
-                2 => tail!(2),
-                3 => tail!(3),
-                _ => tail!(4),
+                1 => block_of!(1),
+                2 => block_of!(2),
+                3 => block_of!(3),
+                _ => block_of!(4),
             }
             x0 += width;
         }

@@ -41,6 +41,13 @@ pub(crate) trait Reducer: Copy + Send + Sync {
     fn finish<S: Simd>(self, simd: S, acc: Acc<S>, divisor: S::f32s) -> S::f32s;
 }
 
+/// The lanes where `x` replaces the running maximum: greater, or NaN (the reference's rule).
+#[inline(always)]
+fn max_replaces<S: Simd>(simd: S, x: S::f32s, running: S::f32s) -> S::m32s {
+    let is_nan = simd.not_m32s(simd.equal_f32s(x, x));
+    simd.or_m32s(simd.greater_than_f32s(x, running), is_nan)
+}
+
 /// Max: `x` replaces the running value when it is greater or NaN (the reference's
 /// `max_replaces`), so the first maximum wins ties and NaN propagates on every level.
 #[derive(Clone, Copy)]
@@ -53,8 +60,7 @@ impl Reducer for Max {
 
     #[inline(always)]
     fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, index: S::u32s) -> Acc<S> {
-        let is_nan = simd.not_m32s(simd.equal_f32s(x, x));
-        let replace = simd.or_m32s(simd.greater_than_f32s(x, acc.value), is_nan);
+        let replace = max_replaces(simd, x, acc.value);
         Acc {
             value: simd.select_f32s(replace, x, acc.value),
             index: simd.select_u32s(replace, index, acc.index),
@@ -78,8 +84,7 @@ impl Reducer for MaxValue {
 
     #[inline(always)]
     fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, _index: S::u32s) -> Acc<S> {
-        let is_nan = simd.not_m32s(simd.equal_f32s(x, x));
-        let replace = simd.or_m32s(simd.greater_than_f32s(x, acc.value), is_nan);
+        let replace = max_replaces(simd, x, acc.value);
         Acc {
             value: simd.select_f32s(replace, x, acc.value),
             ..acc
