@@ -157,7 +157,7 @@ impl<'a> Bytes<'a> {
 
 /// The output extent of one axis by the contract's formulas, in wide signed arithmetic, or
 /// `None` where the plan must refuse it.
-fn expected_extent(
+pub fn expected_extent(
     input: i128,
     k: i128,
     s: i128,

@@ -128,20 +128,6 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// The design's output-size formula, written independently in signed arithmetic.
-fn expected_extent(input: i64, k: i64, s: i64, d: i64, pb: i64, pe: i64, ceil: bool) -> i64 {
-    let ek = d * (k - 1) + 1;
-    if ceil {
-        let mut out = (input + pb + pe - ek + s - 1).div_euclid(s) + 1;
-        if out >= 1 && (out - 1) * s >= input + pb {
-            out -= 1;
-        }
-        out
-    } else {
-        (input + pb + pe - ek).div_euclid(s) + 1
-    }
-}
-
 /// Whether some window of the axis holds no input element, by brute force.
 fn has_empty_window(input: i64, k: i64, s: i64, d: i64, pb: i64, out: i64) -> bool {
     (0..out).any(|o| (0..k).all(|j| !(0..input).contains(&(o * s - pb + j * d))))
@@ -168,7 +154,17 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
                 plan.dilations()[i] as i64,
             );
             let (pb, pe) = (plan.pads_begin()[i] as i64, plan.pads_end()[i] as i64);
-            let out = expected_extent(input as i64, k, s, d, pb, pe, case.ceil_mode);
+            let pads = (pb as i128, pe as i128);
+            let extent = |x: i64| x as i128;
+            let out = nnpool::testing::expected_extent(
+                extent(input as i64),
+                extent(k),
+                extent(s),
+                extent(d),
+                pads,
+                case.ceil_mode,
+            )
+            .expect("an accepted plan has a positive extent") as i64;
             prop_assert_eq!(plan.output_shape()[2 + i] as i64, out, "axis {}", i);
             prop_assert!(!has_empty_window(input as i64, k, s, d, pb, out));
         }
