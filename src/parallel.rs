@@ -36,11 +36,15 @@ pub(crate) fn run(
     } else {
         1
     };
-    let tasks = (work / MIN_TASK_WORK)
-        .min(threads * TASKS_PER_THREAD)
-        .min(rows);
+    let tasks = match plan.forced_tasks {
+        Some(tasks) => tasks.min(rows),
+        None if threads <= 1 => 1,
+        None => (work / MIN_TASK_WORK)
+            .min(threads * TASKS_PER_THREAD)
+            .min(rows),
+    };
     let (kernel, isa) = (plan.kernel, plan.isa);
-    if threads <= 1 || tasks <= 1 {
+    if tasks <= 1 {
         kernels::run_rows(plan, kernel, isa, input, output, indices, 0..rows);
         return;
     }

@@ -68,6 +68,8 @@ pub struct Plan<T: Element = f32> {
     pub(crate) kernel: Kernel,
     pub(crate) parallel: bool,
     pub(crate) allow_separable: bool,
+    /// Bands to split every run into, whatever its size (tests only; `None`: by work).
+    pub(crate) forced_tasks: Option<usize>,
     element: PhantomData<fn() -> T>,
 }
 
@@ -111,6 +113,7 @@ impl<T: Element> Plan<T> {
             kernel: Kernel::Scalar,
             parallel: true,
             allow_separable: true,
+            forced_tasks: None,
             element: PhantomData,
         };
         plan.select_kernel(Isa::default_for_process());
@@ -136,6 +139,15 @@ impl<T: Element> Plan<T> {
     /// the calling thread only. Results are bit-identical either way.
     pub fn with_parallel(mut self, parallel: bool) -> Self {
         self.parallel = parallel;
+        self
+    }
+
+    /// Splits every run into `tasks` bands of output rows (at most one per row) on the current
+    /// rayon pool, however small the run, so that tests and fuzz targets exercise band edges on
+    /// tiny inputs. Results are the same.
+    #[doc(hidden)]
+    pub fn with_forced_tasks(mut self, tasks: usize) -> Self {
+        self.forced_tasks = Some(tasks.max(1));
         self
     }
 

@@ -1,7 +1,8 @@
-//! `nnpool`: the benchmark comparison report (`nnpool bench`) and what the machine offers
-//! (`nnpool info`).
+//! `nnpool`: the benchmark comparison report (`nnpool bench`), pooling of .npy files
+//! (`nnpool pool`) and what the machine offers (`nnpool info`).
 
 mod bench;
+mod pool;
 mod suite;
 
 use clap::{Parser, Subcommand};
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "nnpool",
     version,
-    about = "Pooling kernels: benchmark report and machine info"
+    about = "Pooling kernels: benchmark report, pooling of .npy files, machine info"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,6 +23,8 @@ enum Command {
     /// Times every case of the bench suite in both layouts, at 1 thread and at all cores, beside
     /// the naive reference and a plain copy of the same bytes.
     Bench(bench::Options),
+    /// Pools a float32 tensor stored in a .npy file and writes the result as .npy.
+    Pool(pool::Options),
     /// The CPU features detected, the level and kernel each op would use, the thread count.
     Info,
 }
@@ -30,6 +33,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(options) => bench::run(&options),
+        Command::Pool(options) => pool::run(&options),
         Command::Info => {
             info();
             Ok(())

@@ -5,24 +5,20 @@
 //!     max:  per lane, the running (value, index) over elements lane, lane + L, ...; then the
 //!           lanes are merged: a NaN with the largest index, else the largest value with the
 //!           smallest index (the reference's "first maximum, last NaN" rule)
-//!     sums: 16 partial sums, element i going to partial i mod 16 (as 16/L registers of L lanes),
-//!           then added pairwise in a fixed tree (p[i] += p[i + 8], + 4, + 2, + 1)
+//!     sums: each plane's terms in element order, 8 planes side by side (8 independent chains)
 //! ```
 //!
-//! Max is bit-identical to the reference. Sums are taken in an order that does not depend on the
-//! level's lane count or the thread count, so they give the same bits everywhere; they differ
-//! from the reference's sequential sum only by rounding (see the README's accuracy bound).
+//! Both are bit-identical to the reference. Sums keep the reference's order on purpose: another
+//! order (partial sums) rounds differently and even overflows differently (+∞ where the
+//! sequential sum meets +∞ and −∞ and gives NaN), which the differential fuzz target found.
 
 use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
-use super::reduce::{Acc, Reducer};
+use super::reduce::Reducer;
 use super::simd_io::{lanes, load, load_first, ramp};
 use crate::Plan;
-
-/// Partial sums per plane, whatever the level.
-pub(crate) const PARTIALS: usize = 16;
 
 /// One task: the planes `rows` (flattened (n, c)) of a channels-first global plan.
 pub(crate) struct GlobalChannelsFirst<'a, R> {
@@ -49,25 +45,56 @@ impl<R: Reducer> WithSimd for GlobalChannelsFirst<'_, R> {
         } = self;
         let plane_len: usize = plan.axes.iter().map(|a| a.input).product();
         let divisor = super::divisor(plan.reduction, &plan.axes.map(|a| a.taps(0)));
+        if R::SUMS {
+            let planes = &input[rows.start * plane_len..rows.end * plane_len];
+            sum_planes(rule, planes, plane_len, divisor, output);
+            return;
+        }
         for (local, plane) in rows.enumerate() {
             let data = &input[plane * plane_len..][..plane_len];
-            if !R::SUMS {
-                let (value, index) = max_plane(simd, rule, data);
-                output[local] = value;
-                if let Some(indices) = indices.as_deref_mut() {
-                    indices[local] = index as i64;
-                }
-            } else {
-                let sum = sum_plane(simd, rule, data);
-                let acc = Acc::<S> {
-                    value: simd.splat_f32s(sum),
-                    index: simd.splat_u32s(0),
-                };
-                let value = rule.finish(simd, acc, simd.splat_f32s(divisor));
-                output[local] =
-                    bytemuck::cast_slice::<S::f32s, f32>(core::slice::from_ref(&value))[0];
+            let (value, index) = max_plane(simd, rule, data);
+            output[local] = value;
+            if let Some(indices) = indices.as_deref_mut() {
+                indices[local] = index as i64;
             }
         }
+    }
+}
+
+/// Planes summed side by side: independent chains keep the adder busy while each plane's sum
+/// stays in the reference's order.
+const PLANES_AT_ONCE: usize = 8;
+
+/// Each plane's terms summed in element order (the reference's order, so the same bits and the
+/// same overflow to ±∞ or NaN), several planes at a time, then finished.
+#[inline(always)]
+fn sum_planes<R: Reducer>(
+    rule: R,
+    planes: &[f32],
+    plane_len: usize,
+    divisor: f32,
+    output: &mut [f32],
+) {
+    let group_len = PLANES_AT_ONCE * plane_len.max(1);
+    let mut groups = planes.chunks_exact(group_len);
+    let mut outputs = output.chunks_exact_mut(PLANES_AT_ONCE);
+    for (group, out) in (&mut groups).zip(&mut outputs) {
+        let rows: [&[f32]; PLANES_AT_ONCE] =
+            core::array::from_fn(|j| &group[j * plane_len..][..plane_len]);
+        let mut sums = [0.0f32; PLANES_AT_ONCE];
+        for i in 0..plane_len {
+            for (sum, row) in sums.iter_mut().zip(&rows) {
+                *sum += rule.term(row[i]);
+            }
+        }
+        for (out, sum) in out.iter_mut().zip(sums) {
+            *out = rule.finish_one(sum, divisor);
+        }
+    }
+    let rest = groups.remainder().chunks_exact(plane_len.max(1));
+    for (out, plane) in outputs.into_remainder().iter_mut().zip(rest) {
+        let sum = plane.iter().fold(0.0f32, |sum, &x| sum + rule.term(x));
+        *out = rule.finish_one(sum, divisor);
     }
 }
 
@@ -100,47 +127,4 @@ fn max_plane<S: Simd, R: Reducer>(simd: S, rule: R, data: &[f32]) -> (f32, u32) 
         }
     }
     best
-}
-
-/// The plane's sum of terms in the fixed 16-partial order.
-#[inline(always)]
-fn sum_plane<S: Simd, R: Reducer>(simd: S, rule: R, data: &[f32]) -> f32 {
-    let lanes = lanes::<S>();
-    let registers = PARTIALS / lanes;
-    let zero_index = simd.splat_u32s(0);
-    let mut partials = [rule.init(simd, zero_index); PARTIALS];
-    let partials = &mut partials[..registers];
-    let mut i = 0;
-    while i + PARTIALS <= data.len() {
-        for (g, acc) in partials.iter_mut().enumerate() {
-            *acc = rule.add(simd, *acc, load::<S>(data, i + g * lanes), zero_index);
-        }
-        i += PARTIALS;
-    }
-    for (g, acc) in partials.iter_mut().enumerate() {
-        let start = i + g * lanes;
-        if start < data.len() {
-            // Missing lanes hold 0, a neutral term.
-            let count = (data.len() - start).min(lanes);
-            *acc = rule.add(
-                simd,
-                *acc,
-                load_first::<S>(data, start, count, 0.0),
-                zero_index,
-            );
-        }
-    }
-    let mut sums = [0.0f32; PARTIALS];
-    for (g, acc) in partials.iter().enumerate() {
-        let values: &[f32] = bytemuck::cast_slice(core::slice::from_ref(&acc.value));
-        sums[g * lanes..(g + 1) * lanes].copy_from_slice(values);
-    }
-    let mut width = PARTIALS / 2;
-    while width > 0 {
-        for j in 0..width {
-            sums[j] += sums[j + width];
-        }
-        width /= 2;
-    }
-    sums[0]
 }

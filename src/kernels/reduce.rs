@@ -39,6 +39,18 @@ pub(crate) trait Reducer: Copy + Send + Sync {
 
     /// The window's result; `divisor` is used by average only.
     fn finish<S: Simd>(self, simd: S, acc: Acc<S>, divisor: S::f32s) -> S::f32s;
+
+    /// One element's term in a sum, for scalar loops (the same arithmetic as `add`).
+    #[inline(always)]
+    fn term(self, x: f32) -> f32 {
+        x
+    }
+
+    /// `finish` for one scalar sum.
+    #[inline(always)]
+    fn finish_one(self, sum: f32, _divisor: f32) -> f32 {
+        sum
+    }
 }
 
 /// The lanes where `x` replaces the running maximum: greater, or NaN (the reference's rule).
@@ -118,6 +130,11 @@ impl Reducer for Average {
     fn finish<S: Simd>(self, simd: S, acc: Acc<S>, divisor: S::f32s) -> S::f32s {
         simd.div_f32s(acc.value, divisor)
     }
+
+    #[inline(always)]
+    fn finish_one(self, sum: f32, divisor: f32) -> f32 {
+        sum / divisor
+    }
 }
 
 /// L1 pooling: the sum of `|x|`.
@@ -139,6 +156,11 @@ impl Reducer for L1 {
     #[inline(always)]
     fn finish<S: Simd>(self, _simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
         acc.value
+    }
+
+    #[inline(always)]
+    fn term(self, x: f32) -> f32 {
+        x.abs()
     }
 }
 
@@ -162,6 +184,16 @@ impl Reducer for L2 {
     #[inline(always)]
     fn finish<S: Simd>(self, simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
         simd.sqrt_f32s(acc.value)
+    }
+
+    #[inline(always)]
+    fn term(self, x: f32) -> f32 {
+        x * x
+    }
+
+    #[inline(always)]
+    fn finish_one(self, sum: f32, _divisor: f32) -> f32 {
+        sum.sqrt()
     }
 }
 
