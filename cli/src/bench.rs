@@ -13,6 +13,8 @@ use clap::Args;
 use nnpool::{Isa, Layout, Plan};
 use serde_json::json;
 
+use crate::chart;
+use crate::peers::{self, Peer};
 use crate::suite::{self, Case};
 
 #[derive(Args)]
@@ -35,6 +37,9 @@ pub struct Options {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Also draw the comparison as an SVG bar chart (effective GB/s per case) in this file.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
     /// A short run for smoke tests (timings are rough).
     #[arg(long)]
     quick: bool,
@@ -143,17 +148,36 @@ pub fn run(options: &Options) -> Result<(), String> {
         isa,
         thread_counts
     );
-    println!("peers (candle, burn, tract): not built into this report yet");
+    let peers = peers::all();
+    if peers.is_empty() {
+        println!(
+            "peers: not built (cargo run --release -p nnpool-cli --features peers -- bench adds {})",
+            peers::versions()
+        );
+    } else {
+        println!("peers: {}", peers::versions());
+    }
     println!(
-        "times: medians per call; nnpool and the reference write into prepared buffers; copy = the same bytes read once and written once\n"
+        "times: medians per call; nnpool and the reference write into prepared buffers; a peer's \
+         call includes the output allocation its API makes (its input tensor is built beforehand); \
+         copy = the same bytes read once and written once"
     );
     println!(
-        "{:<16} {:<5} {:>3}  {:>11}  {:>8}  {:>9}  {:>11}  {:>9}  kernel",
+        "columns: GB/s = (input + output bytes) / time; copy/ours = copy time / our time (1 = copy speed); \
+         ×ref, ×candle, ... = that implementation's time / ours (above 1: we are faster)\n"
+    );
+    let mut header = format!(
+        "{:<16} {:<5} {:>3}  {:>11}  {:>8}  {:>9}  {:>11}  {:>7}",
         "case", "lay", "thr", "nnpool", "GB/s", "copy/ours", "reference", "×ref"
     );
+    for peer in &peers {
+        header.push_str(&format!("  {:>9}", format!("×{}", peer.name)));
+    }
+    println!("{header}  kernel");
 
     let mut results = Vec::new();
     let mut mismatches = Vec::new();
+    let mut notes = Vec::new();
     let total = cases.len() * layouts.len();
     let mut done = 0;
     for case in &cases {
@@ -165,12 +189,33 @@ pub fn run(options: &Options) -> Result<(), String> {
                 layout_name(layout)
             );
             let _ = std::io::stderr().flush();
-            match bench_case(case, layout, isa, &thread_counts, budget, &mut results) {
-                Ok(lines) => {
+            match bench_case(
+                case,
+                layout,
+                isa,
+                &thread_counts,
+                budget,
+                &peers,
+                &mut results,
+            ) {
+                Ok(outcome) => {
                     eprint!("\r{:60}\r", "");
-                    for line in lines {
+                    for line in &outcome.lines {
                         println!("{line}");
                     }
+                    for (peer, why) in &outcome.not_compared {
+                        notes.push(format!(
+                            "{} {} {peer}: {why}",
+                            case.name,
+                            layout_name(layout)
+                        ));
+                    }
+                    mismatches.extend(
+                        outcome
+                            .mismatches
+                            .iter()
+                            .map(|m| format!("{} {} {m}", case.name, layout_name(layout))),
+                    );
                 }
                 Err(e) => {
                     eprintln!("\rMISMATCH {} {}: {e}", case.name, layout_name(layout));
@@ -178,6 +223,16 @@ pub fn run(options: &Options) -> Result<(), String> {
                 }
             }
         }
+    }
+    if !notes.is_empty() {
+        println!("\nn/a: a peer that cannot express a case");
+        for note in &notes {
+            println!("  {note}");
+        }
+    }
+    if let Some(path) = &options.svg {
+        let svg = chart::draw(&results, &crate::cpu_name(), isa.name());
+        std::fs::write(path, svg).map_err(|e| format!("--svg {}: {e}", path.display()))?;
     }
     if let Some(path) = &options.json {
         let doc = json!({"cpu": crate::cpu_name(), "isa": isa.name(), "threads": thread_counts, "results": results});
@@ -194,15 +249,25 @@ pub fn run(options: &Options) -> Result<(), String> {
     }
 }
 
-/// Times one case and layout; the table lines, or an error if an output is wrong.
+/// What one case and layout gave: table lines, peers that could not run it and why, and peers
+/// whose output did not match the reference (not timed).
+struct Outcome {
+    lines: Vec<String>,
+    not_compared: Vec<(&'static str, String)>,
+    mismatches: Vec<String>,
+}
+
+/// Times one case and layout (nnpool, the reference, the copy, each peer); an error if our
+/// output is wrong.
 fn bench_case(
     case: &Case,
     layout: Layout,
     isa: Isa,
     thread_counts: &[usize],
     budget: Duration,
+    peers: &[Peer],
     results: &mut Vec<serde_json::Value>,
-) -> Result<Vec<String>, String> {
+) -> Result<Outcome, String> {
     let plan = Plan::<f32>::new(&case.desc, layout, &case.shape)
         .and_then(|p| p.with_isa(isa))
         .map_err(|e| e.to_string())?;
@@ -225,7 +290,21 @@ fn bench_case(
         std::hint::black_box(copy_bytes(std::hint::black_box(&input), &mut output));
     });
     record(results, "copy", 1, &copy);
-    let mut lines = Vec::new();
+    let mut outcome = Outcome {
+        lines: Vec::new(),
+        not_compared: Vec::new(),
+        mismatches: Vec::new(),
+    };
+    // Each peer prepared once per case and layout; `None` once it cannot take part.
+    let spec = peers::Spec::of(&plan);
+    let mut prepared: Vec<Option<Box<dyn peers::Prepared>>> = peers
+        .iter()
+        .map(|peer| {
+            let made = spec.clone().and_then(|spec| (peer.prepare)(&spec, &input));
+            made.map_err(|why| outcome.not_compared.push((peer.name, why)))
+                .ok()
+        })
+        .collect();
     for &threads in thread_counts {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -237,8 +316,8 @@ fn bench_case(
         nnpool::testing::check_against_reference(&plan, &input, &output, None)?;
         let t = pool.install(|| time(budget, || plan.run(&input, &mut output).unwrap()));
         record(results, "nnpool", threads, &t);
-        lines.push(format!(
-            "{:<16} {:<5} {:>3}  {:>11}  {:>8.2}  {:>9.2}  {:>11}  {:>9.1}  {}",
+        let mut line = format!(
+            "{:<16} {:<5} {:>3}  {:>11}  {:>8.2}  {:>9.2}  {:>11}  {:>7.1}",
             case.name,
             layout_name(layout),
             threads,
@@ -247,10 +326,56 @@ fn bench_case(
             copy.median_s / t.median_s,
             show(reference_time.median_s),
             reference_time.median_s / t.median_s,
-            plan.kernel_name()
-        ));
+        );
+        for (peer, call) in peers.iter().zip(prepared.iter_mut()) {
+            let cell = match call {
+                None => "n/a".to_string(),
+                Some(call) => {
+                    match pool.install(|| time_peer(call.as_mut(), &plan, &reference, budget)) {
+                        Ok(peer_time) => {
+                            record(results, peer.name, threads, &peer_time);
+                            format!("{:.2}", peer_time.median_s / t.median_s)
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "\rMISMATCH {} {} {}: {e}",
+                                case.name,
+                                layout_name(layout),
+                                peer.name
+                            );
+                            outcome.mismatches.push(format!("{}: {e}", peer.name));
+                            "MISMATCH".to_string()
+                        }
+                    }
+                }
+            };
+            line.push_str(&format!("  {cell:>9}"));
+        }
+        line.push_str(&format!("  {}", plan.kernel_name()));
+        outcome.lines.push(line);
     }
-    Ok(lines)
+    Ok(outcome)
+}
+
+/// Runs a peer once, checks its output against the reference, then times it.
+fn time_peer(
+    call: &mut dyn peers::Prepared,
+    plan: &Plan<f32>,
+    reference: &[f32],
+    budget: Duration,
+) -> Result<Timing, String> {
+    call.call()?;
+    peers::matches_reference(plan.op(), &call.output()?, reference)?;
+    let mut failure = None;
+    let timing = time(budget, || {
+        if let Err(e) = call.call() {
+            failure.get_or_insert(e);
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(timing),
+    }
 }
 
 fn show(seconds: f64) -> String {

@@ -2,6 +2,8 @@
 //! (`nnpool pool`) and what the machine offers (`nnpool info`).
 
 mod bench;
+mod chart;
+mod peers;
 mod pool;
 mod suite;
 
