@@ -23,10 +23,13 @@ fn colour(imp: &str) -> &'static str {
     }
 }
 
+/// One bar: its label, the implementation (for the colour) and GB/s.
+type Bar<'a> = (String, &'a str, f64);
+
 /// Draws the results of a run (the `--json` records).
 pub fn draw(results: &[Value], cpu: &str, isa: &str) -> String {
     // Groups in the order the run produced them.
-    let mut groups: Vec<(String, Vec<(String, &str, f64)>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
     for r in results {
         let (Some(case), Some(layout), Some(imp)) =
             (r["case"].as_str(), r["layout"].as_str(), r["impl"].as_str())

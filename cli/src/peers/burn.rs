@@ -59,7 +59,7 @@ impl Prepared for Call {
         let output = self.output.clone().ok_or("no call yet")?;
         output
             .into_data()
-            .into_vec::<f32>()
+            .try_into_vec::<f32>()
             .map_err(|e| format!("{e:?}"))
     }
 }

@@ -95,11 +95,14 @@ pub trait Prepared: Send {
     fn output(&mut self) -> Result<Vec<f32>, String>;
 }
 
+/// Prepares a peer's call for a case and its input, or says why the peer cannot express it.
+pub type Prepare = fn(&Spec, &[f32]) -> Result<Box<dyn Prepared>, String>;
+
 /// A peer library.
 pub struct Peer {
     pub name: &'static str,
     /// Prepares a call, or says why the peer cannot express the case ("n/a: ...").
-    pub prepare: fn(&Spec, &[f32]) -> Result<Box<dyn Prepared>, String>,
+    pub prepare: Prepare,
 }
 
 /// The peers built into this binary: none without the `peers` feature.

@@ -55,7 +55,7 @@ fn build(spec: &Spec) -> TractResult<Arc<TypedSimplePlan>> {
             &[source],
         )?
     };
-    model.set_output_outlets(&output)?;
+    model.select_output_outlets(&output)?;
     SimplePlan::new(model.into_optimized()?)
 }
 
@@ -84,8 +84,8 @@ impl Prepared for Call {
     fn output(&mut self) -> Result<Vec<f32>, String> {
         let output = self.output.as_ref().ok_or("no call yet")?;
         output
-            .as_slice::<f32>()
-            .map(|s| s.to_vec())
+            .to_plain_array_view::<f32>()
+            .map(|view| view.iter().copied().collect())
             .map_err(|e| format!("{e:#}"))
     }
 }
