@@ -266,6 +266,35 @@ fn large_enough_to_split_across_threads() {
 }
 
 #[test]
+fn rows_wider_than_one_chunk() {
+    // Channels-first rows longer than the scratch's chunk are cut into several chunks, each with
+    // its own padding and tap counts.
+    for (desc, shape) in [
+        (
+            PoolDesc::max(&[3])
+                .strides(&[1])
+                .padding(Padding::symmetric(&[1])),
+            vec![1, 2, 9000],
+        ),
+        (
+            PoolDesc::average(&[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::explicit(&[1, 2], &[1, 0])),
+            vec![1, 1, 3, 9001],
+        ),
+        (
+            PoolDesc::lp(&[2, 5], 2.0)
+                .strides(&[1, 2])
+                .dilations(&[1, 2])
+                .padding(Padding::symmetric(&[0, 3])),
+            vec![1, 2, 3, 20011],
+        ),
+    ] {
+        assert!(check_everywhere("wide", &desc, Layout::ChannelsFirst, &shape) > 0);
+    }
+}
+
+#[test]
 fn plans_report_their_level_and_kernel() {
     let plan =
         Plan::<f32>::new(&PoolDesc::max(&[2, 2]), Layout::ChannelsLast, &[1, 8, 4, 4]).unwrap();

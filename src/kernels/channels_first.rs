@@ -1,24 +1,28 @@
 //! Channels-first (NCW, NCHW, NCDHW) kernel, vectorized over the output width.
 //!
 //! ```text
-//! for each output row (n, c, oz, oy) of the task:
-//!     rows = the input rows (z, y) of the window inside the input, in row-major order
-//!     for each chunk of the output row:
-//!         for each of those input rows: copy it into a row buffer, padded with the op's
-//!             neutral value and split by phase (element q goes to phase q mod s, slot q / s),
-//!             so that tap x of every output in a vector is one contiguous load
+//! for each chunk of the output width (usually the whole row):
+//!     every ring slot := the op's neutral value (the padding, written once per chunk)
+//!     for each output row (n, c, oz, oy) of the task:
+//!         for each input row (z, y) of the window inside the input, in row-major order:
+//!             unless ring slot (z mod ring_z, y mod ring_y) already holds it: copy the row's
+//!             elements into the slot, split by phase (element q goes to phase q mod s, slot
+//!             q / s), so that tap x of every output in a vector is one contiguous load
 //!         for blocks of 4 (then 1) output vectors:
 //!             acc = init
-//!             for each buffered row, for each x tap: acc = rule(acc, buffer[phase][slot..])
+//!             for each window row, for each x tap: acc = rule(acc, slot[phase][index..])
 //!             output[n, c, oz, oy, ox..] = finish(acc, divisor per lane)
 //! ```
 //!
-//! The padded row buffer makes horizontal padding cost no branch in the hot loop; splitting by
-//! phase turns stride 2 (and any stride) into contiguous loads, and stride 1 into a plain copy.
-//! A padding tap holds the op's neutral value (−∞ for max, 0 for sums), which leaves every lane's
-//! result bit-identical to the reference's (a running sum is never −0, so adding +0 changes
-//! nothing). Max indices of windows whose input is all −∞ are set afterwards to the window's
-//! first input element, as the reference does.
+//! The ring spans a window's rows ((k - 1) * d + 1 per axis), so consecutive output rows of a
+//! plane reuse the rows they share: each input row is copied once per chunk, not once per window
+//! that reads it. The padded slots make horizontal padding cost no branch in the hot loop, and
+//! their padding never changes within a chunk, so a row copy writes only input elements.
+//! Splitting by phase turns stride 2 (and any stride) into contiguous loads, and stride 1 into
+//! a plain copy. A padding tap holds the op's neutral value (−∞ for max, 0 for sums), which
+//! leaves every lane's result bit-identical to the reference's (a running sum is never −0, so
+//! adding +0 changes nothing). Max indices of windows whose input is all −∞ are set afterwards
+//! to the window's first input element, as the reference does.
 
 use std::ops::Range;
 
@@ -28,10 +32,16 @@ use super::reduce::{Acc, Reducer};
 use super::simd_io::{lanes, load, load_deinterleaved, ramp, store, store_first, store_indices};
 use crate::Plan;
 use crate::geometry::{Axis, Taps};
+use crate::plan::Reduction;
 
-/// Elements of the per-task scratch that holds the buffered rows (64 KiB: the rows of one window
-/// stay in L1/L2 while a chunk of outputs is computed; sized by reasoning, not yet by a sweep).
+/// Elements of the per-task scratch that holds the ring of rows (64 KiB: the rows of one
+/// window stay in L1/L2 while a chunk of outputs is computed; sized by reasoning, not yet by a
+/// sweep).
 pub(crate) const SCRATCH: usize = 16 * 1024;
+
+/// Most slots the ring of input rows may have (z span × y span of a window); larger windows run
+/// the scalar kernel.
+pub(crate) const MAX_RING_SLOTS: usize = 128;
 
 /// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a channels-first plan.
 pub(crate) struct ChannelsFirst<'a, R> {
@@ -46,27 +56,78 @@ pub(crate) struct ChannelsFirst<'a, R> {
 /// Largest kernel width the row-buffer kernel takes (its tap offsets live in a stack array).
 pub(crate) const MAX_TAPS_X: usize = 64;
 
-/// How the output row is cut into chunks that fit the scratch, and where each x tap reads.
+/// How the output row is cut into chunks that fit the scratch, where each x tap reads, and how
+/// input rows map to ring slots.
 #[derive(Clone, Copy)]
 struct Layout {
     /// Outputs per chunk (a multiple of the lanes).
     chunk: usize,
     /// Slots per phase buffer: the chunk plus the largest tap shift.
     phase_len: usize,
+    /// Rows of the ring along z and y: a window's span on each axis.
+    ring: (usize, usize),
     /// Per x tap: offset in a row's buffer of output 0's element (phase * phase_len + shift).
     tap_slots: [usize; MAX_TAPS_X],
 }
 
-/// The chunking for a plan on a level with `lanes` lanes, or `None` when even one vector of
-/// outputs does not fit the scratch (huge windows: the scalar kernel takes those).
+impl Layout {
+    /// Elements of one ring slot (all phases of one row).
+    fn slot_len(&self, stride: usize) -> usize {
+        stride * self.phase_len
+    }
+
+    /// The ring slots of the window rows of an output row, in row-major order, into `slots`
+    /// (row (z, y) goes to slot (z mod ring_z) * ring_y + y mod ring_y); their count. Two
+    /// divisions per output row: the taps step through the ring without one.
+    fn window_slots(
+        &self,
+        (az, ay): (&Axis, &Axis),
+        (tz, ty): (Taps, Taps),
+        slots: &mut [usize; MAX_RING_SLOTS],
+    ) -> usize {
+        let (ring_z, ring_y) = self.ring;
+        let mut n = 0;
+        let mut z_slot = tz.first % ring_z;
+        for _ in 0..tz.count {
+            let mut y_slot = ty.first % ring_y;
+            for _ in 0..ty.count {
+                slots[n] = z_slot * ring_y + y_slot;
+                n += 1;
+                y_slot += ay.dilation;
+                if y_slot >= ring_y {
+                    y_slot -= ring_y;
+                }
+            }
+            z_slot += az.dilation;
+            if z_slot >= ring_z {
+                z_slot -= ring_z;
+            }
+        }
+        n
+    }
+}
+
+/// Rows of the ring along z and y (a window's span on each axis), if their product is at most
+/// [`MAX_RING_SLOTS`].
+fn ring_shape(plan: &Plan<f32>) -> Option<(usize, usize)> {
+    let [az, ay, _] = &plan.axes;
+    let span = |kernel: usize, dilation: usize| (kernel - 1).checked_mul(dilation)?.checked_add(1);
+    let ring = (span(az.kernel, az.dilation)?, span(ay.kernel, ay.dilation)?);
+    (ring.0.checked_mul(ring.1)? <= MAX_RING_SLOTS).then_some(ring)
+}
+
+/// The chunking for a plan on a level with `lanes` lanes, or `None` when the ring does not fit
+/// the scratch with even one vector of outputs per chunk (huge windows: the scalar kernel takes
+/// those). The scratch holds the ring and, for average, a chunk of per-output tap counts.
 pub(crate) fn chunking(plan: &Plan<f32>, lanes: usize) -> Option<(usize, usize)> {
-    let [az, ay, ax] = &plan.axes;
+    let ax = &plan.axes[2];
     if ax.kernel > MAX_TAPS_X {
         return None;
     }
-    let rows = az.kernel.checked_mul(ay.kernel)?;
+    let (ring_z, ring_y) = ring_shape(plan)?;
     let max_shift = (ax.kernel - 1).checked_mul(ax.dilation)? / ax.stride;
-    let per_slot = rows.checked_mul(ax.stride)?;
+    // Per output slot: one element per phase of every ring row, plus one tap count.
+    let per_slot = (ring_z * ring_y).checked_mul(ax.stride)?.checked_add(1)?;
     let slots = SCRATCH / per_slot;
     let chunk = slots.checked_sub(max_shift + lanes)? / lanes * lanes;
     if chunk == 0 {
@@ -76,10 +137,9 @@ pub(crate) fn chunking(plan: &Plan<f32>, lanes: usize) -> Option<(usize, usize)>
     Some((chunk, chunk + max_shift))
 }
 
-/// Elements of scratch a task needs: one phase-split buffer per input row of a window.
-fn scratch_len(plan: &Plan<f32>, phase_len: usize) -> usize {
-    let [az, ay, ax] = &plan.axes;
-    az.kernel * ay.kernel * ax.stride * phase_len
+/// Elements of scratch a task needs: the ring, then one tap count per output of a chunk.
+fn scratch_len(plan: &Plan<f32>, layout: &Layout) -> usize {
+    layout.ring.0 * layout.ring.1 * layout.slot_len(plan.axes[2].stride) + layout.chunk
 }
 
 impl<R: Reducer> WithSimd for ChannelsFirst<'_, R> {
@@ -106,13 +166,17 @@ impl<R: Reducer> WithSimd for ChannelsFirst<'_, R> {
             let offset = tx * ax.dilation;
             *slot = (offset % ax.stride) * phase_len + offset / ax.stride;
         }
+        let Some(ring) = ring_shape(plan) else {
+            unreachable!("chunking found the ring's shape");
+        };
         let layout = Layout {
             chunk,
             phase_len,
+            ring,
             tap_slots,
         };
         // A stack buffer sized in steps, so that small problems do not pay for zeroing a large one.
-        let needed = scratch_len(plan, phase_len);
+        let needed = scratch_len(plan, &layout);
         if needed <= 512 {
             rows_with_scratch(
                 simd,
@@ -153,7 +217,7 @@ impl<R: Reducer> WithSimd for ChannelsFirst<'_, R> {
     }
 }
 
-/// The task's rows, with `scratch` for the row buffers.
+/// The task's rows, with `scratch` for the ring of rows and a chunk's tap counts.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn rows_with_scratch<S: Simd, R: Reducer>(
@@ -171,27 +235,42 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
     let [az, ay, ax] = plan.axes;
     let strides = plan.input_strides;
     let interior = (ax.interior().start, ax.interior().end);
-    let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
-    for local_row in 0..rows.len() {
-        let (plane, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
-        cursor.advance();
-        let (tz, ty) = (az.taps(oz), ay.taps(oy));
-        // Dense channels-first: plane (n, c) starts at (n * C + c) * D * H * W.
-        let base = plane * strides[1];
-        let out_row = local_row * ax.output;
-        let mut x0 = 0;
-        while x0 < ax.output {
-            let width = layout.chunk.min(ax.output - x0);
-            let mut buffered = 0;
+    let slot_len = layout.slot_len(ax.stride);
+    let (ring, x_counts) = scratch.split_at_mut(layout.ring.0 * layout.ring.1 * slot_len);
+    let mut x0 = 0;
+    while x0 < ax.output {
+        let width = layout.chunk.min(ax.output - x0);
+        // The padding, once per chunk: row copies write input elements only.
+        ring.fill(R::FILL);
+        let mut held = [None::<(usize, usize, usize)>; MAX_RING_SLOTS];
+        let mut slots = [0usize; MAX_RING_SLOTS];
+        if R::DIVIDES {
+            for (i, count) in x_counts[..width].iter_mut().enumerate() {
+                *count = counted_taps(plan.reduction, ax.taps(x0 + i)) as f32;
+            }
+        }
+        let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
+        for local_row in 0..rows.len() {
+            let (plane, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
+            cursor.advance();
+            let (tz, ty) = (az.taps(oz), ay.taps(oy));
+            // Dense channels-first: plane (n, c) starts at (n * C + c) * D * H * W.
+            let base = plane * strides[1];
+            let window_rows = layout.window_slots((&az, &ay), (tz, ty), &mut slots);
+            let mut slots_of_rows = slots[..window_rows].iter();
             for iz in 0..tz.count {
                 let z = tz.first + iz * az.dilation;
                 for iy in 0..ty.count {
                     let y = ty.first + iy * ay.dilation;
-                    let source = &input[base + z * strides[2] + y * strides[3]..][..ax.input];
-                    let buffer = &mut scratch[buffered * ax.stride * layout.phase_len..]
-                        [..ax.stride * layout.phase_len];
-                    fill_row(simd, buffer, source, &ax, x0, layout.phase_len, R::FILL);
-                    buffered += 1;
+                    let Some(&slot) = slots_of_rows.next() else {
+                        unreachable!("one slot per window row");
+                    };
+                    if held[slot] != Some((plane, z, y)) {
+                        held[slot] = Some((plane, z, y));
+                        let source = &input[base + z * strides[2] + y * strides[3]..][..ax.input];
+                        let buffer = &mut ring[slot * slot_len..][..slot_len];
+                        copy_row(simd, buffer, source, &ax, x0, layout.phase_len);
+                    }
                 }
             }
             let row_indices = RowIndices {
@@ -199,7 +278,9 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                 taps_y: ty,
                 height: ay.input,
                 interior,
+                zy_count: counted_taps(plan.reduction, tz) * counted_taps(plan.reduction, ty),
             };
+            let out_row = local_row * ax.output;
             let mut v = 0;
             // Blocks of V output vectors: 4 while they fill, then the last 1 to 4 as one block,
             // so the taps are walked once more, not once per vector.
@@ -209,8 +290,8 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                         simd,
                         rule,
                         plan,
-                        scratch,
-                        layout,
+                        (ring, &slots[..window_rows]),
+                        &layout,
                         row_indices,
                         x0 + v,
                         v,
@@ -223,9 +304,10 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                         output,
                         indices.as_deref_mut(),
                         out_row,
-                        x0 + v,
+                        (x0, v),
                         width - v,
                         row_indices,
+                        &x_counts[..width],
                     );
                 }};
             }
@@ -240,8 +322,20 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
                 3 => block_of!(3),
                 _ => block_of!(4),
             }
-            x0 += width;
         }
+        x0 += width;
+    }
+}
+
+/// The taps of one axis that an average counts in its divisor: those inside the input, or
+/// with `count_include_pad` those inside the padded input.
+fn counted_taps(reduction: Reduction, taps: Taps) -> usize {
+    match reduction {
+        Reduction::Average {
+            count_include_pad: true,
+            ..
+        } => taps.padded_count,
+        _ => taps.count,
     }
 }
 
@@ -253,12 +347,12 @@ struct RowIndices {
     height: usize,
     /// The interior outputs of the x axis, as (start, end).
     interior: (usize, usize),
+    /// The counted taps (see `counted_taps`) of the z and y axes, multiplied.
+    zy_count: usize,
 }
 
-/// Copies the input row into `buffer` for outputs `x0..`: phase `p`, slot `i` holds padded
-/// position `(x0 + i) * s + p`, i.e. input element `(x0 + i) * s + p - pb`, or `fill` outside
-/// the input. Stride 1 is a plain copy; stride 2 splits pairs of vectors into even and odd
-/// lanes; larger strides copy element by element.
+/// Fills `buffer` for outputs `x0..`: phase `p`, slot `i` holds padded position
+/// `(x0 + i) * s + p`, i.e. input element `(x0 + i) * s + p - pb`, or `fill` outside the input.
 #[inline(always)]
 pub(crate) fn fill_row<S: Simd>(
     simd: S,
@@ -268,6 +362,22 @@ pub(crate) fn fill_row<S: Simd>(
     x0: usize,
     phase_len: usize,
     fill: f32,
+) {
+    buffer.fill(fill);
+    copy_row(simd, buffer, source, ax, x0, phase_len);
+}
+
+/// Writes the input elements of [`fill_row`]'s layout and leaves the padding slots as they are.
+/// Stride 1 is a plain copy; stride 2 splits pairs of vectors into even and odd lanes; larger
+/// strides copy element by element.
+#[inline(always)]
+fn copy_row<S: Simd>(
+    simd: S,
+    buffer: &mut [f32],
+    source: &[f32],
+    ax: &Axis,
+    x0: usize,
+    phase_len: usize,
 ) {
     let s = ax.stride as isize;
     let width = ax.input as isize;
@@ -284,8 +394,6 @@ pub(crate) fn fill_row<S: Simd>(
         };
         let lo = slots_before(-start).min(phase_len);
         let hi = slots_before(width - start).clamp(lo, phase_len);
-        phase[..lo].fill(fill);
-        phase[hi..].fill(fill);
         if p < 2 {
             spans[p] = (start, lo, hi);
         }
@@ -355,8 +463,8 @@ fn block<S: Simd, R: Reducer, const V: usize>(
     simd: S,
     rule: R,
     plan: &Plan<f32>,
-    scratch: &[f32],
-    layout: Layout,
+    (ring, slots): (&[f32], &[usize]),
+    layout: &Layout,
     rows: RowIndices,
     ox0: usize,
     v0: usize,
@@ -366,12 +474,16 @@ fn block<S: Simd, R: Reducer, const V: usize>(
     let zero = simd.splat_u32s(0);
     let mut accs = [rule.init(simd, zero); V];
     let (s, d) = (ax.stride, ax.dilation);
-    let mut buffered = 0;
+    let slot_len = layout.slot_len(s);
+    let mut slots = slots.iter();
     for iz in 0..rows.taps_z.count {
         let z = rows.taps_z.first + iz * az.dilation;
         for iy in 0..rows.taps_y.count {
             let y = rows.taps_y.first + iy * ay.dilation;
-            let buffer = &scratch[buffered * s * layout.phase_len..][..s * layout.phase_len];
+            let Some(&slot) = slots.next() else {
+                unreachable!("one slot per window row");
+            };
+            let buffer = &ring[slot * slot_len..][..slot_len];
             // Plane index of padded x position 0 of output ox0 in this row (wrapping: padding
             // lanes hold the fill value and never win, so their index is never kept).
             let row_index = ((z * rows.height + y) * ax.input) as u32;
@@ -392,7 +504,6 @@ fn block<S: Simd, R: Reducer, const V: usize>(
                     *acc = rule.add(simd, *acc, value, index);
                 }
             }
-            buffered += 1;
         }
     }
     accs
@@ -409,35 +520,39 @@ fn store_block<S: Simd, R: Reducer, const V: usize>(
     output: &mut [f32],
     mut indices: Option<&mut [i64]>,
     out_row: usize,
-    ox0: usize,
+    (x0, v0): (usize, usize),
     remaining: usize,
     rows: RowIndices,
+    x_counts: &[f32],
 ) {
     let lanes = lanes::<S>();
     let ax = &plan.axes[2];
     let interior = rows.interior;
+    let ox0 = x0 + v0;
     for (v, acc) in accs.iter().enumerate() {
         let ox = ox0 + v * lanes;
         let count = remaining.saturating_sub(v * lanes).min(lanes);
         if count == 0 {
             break;
         }
-        let divisor = if !R::DIVIDES {
-            simd.splat_f32s(1.0)
-        } else if ox >= interior.0 && ox + lanes <= interior.1 {
-            let taps = [
-                rows.taps_z,
-                rows.taps_y,
-                ax.taps_given_interior(ox, &(interior.0..interior.1)),
-            ];
-            simd.splat_f32s(super::divisor(plan.reduction, &taps))
-        } else {
-            let mut lanes_divisor = [1.0f32; 16];
-            for (lane, slot) in lanes_divisor[..count].iter_mut().enumerate() {
-                let taps = [rows.taps_z, rows.taps_y, ax.taps(ox + lane)];
-                *slot = super::divisor(plan.reduction, &taps);
+        let divisor = match plan.reduction {
+            _ if !R::DIVIDES => simd.splat_f32s(1.0),
+            Reduction::Average {
+                divisor_override: Some(d),
+                ..
+            } => simd.splat_f32s(d),
+            _ if ox >= interior.0 && ox + lanes <= interior.1 => {
+                simd.splat_f32s((rows.zy_count * ax.kernel) as f32)
             }
-            load::<S>(&lanes_divisor, 0)
+            _ => {
+                // The same integer product as the reference's, converted once.
+                let mut lanes_divisor = [1.0f32; 16];
+                let counts = &x_counts[ox - x0..][..count];
+                for (slot, &x_count) in lanes_divisor.iter_mut().zip(counts) {
+                    *slot = (rows.zy_count * x_count as usize) as f32;
+                }
+                load::<S>(&lanes_divisor, 0)
+            }
         };
         let value = rule.finish(simd, *acc, divisor);
         let at = out_row + ox;
