@@ -13,6 +13,7 @@ pub(crate) mod scalar;
 mod scratch;
 pub(crate) mod separable;
 mod simd_io;
+pub(crate) mod small_planes;
 
 use std::ops::Range;
 
@@ -33,6 +34,8 @@ pub(crate) enum Kernel {
     ChannelsFirst(Rule),
     /// One vector reduction per (n, c) plane.
     GlobalChannelsFirst(Rule),
+    /// Small channels-first planes with rows shorter than a vector: vectors over planes.
+    SmallPlanes(Rule),
     /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
     SeparableMax,
 }
@@ -47,6 +50,12 @@ impl Kernel {
         let plane: usize = plan.axes.iter().map(|a| a.input).product();
         if rule == Rule::Max && u32::try_from(plane).is_err() {
             return Kernel::Scalar;
+        }
+        if plan.layout == Layout::ChannelsFirst
+            && !plan.is_global()
+            && small_planes::applies(plan, lanes)
+        {
+            return Kernel::SmallPlanes(rule);
         }
         if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
             return Kernel::SeparableMax;
@@ -72,6 +81,7 @@ impl Kernel {
             Kernel::ChannelsLast(r) => format!("channels_last_{}", rule(r)),
             Kernel::ChannelsFirst(r) => format!("channels_first_rows_{}", rule(r)),
             Kernel::GlobalChannelsFirst(r) => format!("global_channels_first_{}", rule(r)),
+            Kernel::SmallPlanes(r) => format!("channels_first_small_planes_{}", rule(r)),
             Kernel::SeparableMax => "separable_max".to_string(),
         }
     }
@@ -182,6 +192,7 @@ pub(crate) fn run_rows(
     use channels_last::ChannelsLast;
     use global::GlobalChannelsFirst;
     use separable::SeparableMax;
+    use small_planes::SmallPlanes;
     match kernel {
         Kernel::SeparableMax if indices.is_none() => go(
             isa,
@@ -200,6 +211,7 @@ pub(crate) fn run_rows(
         Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast),
         Kernel::ChannelsFirst(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::GlobalChannelsFirst(rule) => with_rule!(rule, GlobalChannelsFirst),
+        Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
     }
 }
 

@@ -1,0 +1,129 @@
+//! Channels-first pooling of small planes whose output rows are shorter than a vector (such as
+//! 8x8 inputs pooled 2x2), where vectors over the output width would mostly hold nothing.
+//! Vectors run over planes instead:
+//!
+//! ```text
+//! for each block of L planes (n, c) .. (n, c + L) of the task (L = lanes):
+//!     block[pixel][l] = input plane l, pixel        (the block transposed to channels-last)
+//!     for each output pixel (oz, oy, ox) the task needs:
+//!         acc = init (max: −∞ at the window's first input element)
+//!         for each tap (z, y, x) inside the input, in row-major window order:
+//!             acc = rule(acc, block[z, y, x][0..L])      (one vector load per tap)
+//!         output[plane l, pixel] = finish(acc, divisor)[l] for each plane of the block
+//! ```
+//!
+//! Every lane sees its window in the reference's order, so results are bit-identical to it.
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::reduce::Reducer;
+use super::simd_io::{lanes, load};
+use crate::Plan;
+
+/// Elements of the stack scratch that holds one transposed block (32 KiB: it stays in L1).
+const SCRATCH: usize = 8 * 1024;
+
+/// Whether the plan's planes are small enough for this kernel and its output rows shorter
+/// than a vector of `lanes`.
+pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
+    let plane: usize = plan.axes.iter().map(|a| a.input).product();
+    plan.axes[2].output < lanes && plane.saturating_mul(lanes) <= SCRATCH
+}
+
+/// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a channels-first plan.
+pub(crate) struct SmallPlanes<'a, R> {
+    pub rule: R,
+    pub plan: &'a Plan<f32>,
+    pub input: &'a [f32],
+    pub output: &'a mut [f32],
+    pub indices: Option<&'a mut [i64]>,
+    pub rows: Range<usize>,
+}
+
+impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            rule,
+            plan,
+            input,
+            output,
+            mut indices,
+            rows,
+        } = self;
+        let lanes = lanes::<S>();
+        let [az, ay, ax] = plan.axes;
+        let plane_len = az.input * ay.input * ax.input;
+        let rows_per_plane = az.output * ay.output;
+        let mut block = [0.0f32; SCRATCH];
+        let first_plane = rows.start / rows_per_plane;
+        let end_plane = rows.end.div_ceil(rows_per_plane);
+        let mut p0 = first_plane;
+        while p0 < end_plane {
+            let count = lanes.min(end_plane - p0);
+            // Transpose: missing planes hold the neutral value and are never stored.
+            let block = &mut block[..plane_len * lanes];
+            block.fill(R::FILL);
+            for l in 0..count {
+                let source = &input[(p0 + l) * plane_len..][..plane_len];
+                for (pixel, &x) in source.iter().enumerate() {
+                    block[pixel * lanes + l] = x;
+                }
+            }
+            // The output rows any plane of the block needs: with several planes, the first
+            // needs the bottom rows and the last the top ones, so all of them.
+            let (row_lo, row_hi) = if count > 1 {
+                (0, rows_per_plane)
+            } else {
+                let first = p0 * rows_per_plane;
+                (
+                    rows.start.saturating_sub(first),
+                    (rows.end - first).min(rows_per_plane),
+                )
+            };
+            for row in row_lo..row_hi {
+                let (oz, oy) = (row / ay.output, row % ay.output);
+                let (tz, ty) = (az.taps(oz), ay.taps(oy));
+                for ox in 0..ax.output {
+                    let tx = ax.taps(ox);
+                    let plane_index =
+                        |z: usize, y: usize, x: usize| (z * ay.input + y) * ax.input + x;
+                    let first = plane_index(tz.first, ty.first, tx.first);
+                    let mut acc = rule.init(simd, simd.splat_u32s(first as u32));
+                    for iz in 0..tz.count {
+                        let z = tz.first + iz * az.dilation;
+                        for iy in 0..ty.count {
+                            let y = ty.first + iy * ay.dilation;
+                            for ix in 0..tx.count {
+                                let x = tx.first + ix * ax.dilation;
+                                let pixel = plane_index(z, y, x);
+                                let value = load::<S>(block, pixel * lanes);
+                                acc = rule.add(simd, acc, value, simd.splat_u32s(pixel as u32));
+                            }
+                        }
+                    }
+                    let divisor = super::divisor(plan.reduction, &[tz, ty, tx]);
+                    let value = rule.finish(simd, acc, simd.splat_f32s(divisor));
+                    let values: &[f32] = bytemuck::cast_slice(core::slice::from_ref(&value));
+                    let chosen: &[u32] = bytemuck::cast_slice(core::slice::from_ref(&acc.index));
+                    for l in 0..count {
+                        let global_row = (p0 + l) * rows_per_plane + row;
+                        if !rows.contains(&global_row) {
+                            continue;
+                        }
+                        let at = (global_row - rows.start) * ax.output + ox;
+                        output[at] = values[l];
+                        if let Some(indices) = indices.as_deref_mut() {
+                            indices[at] = i64::from(chosen[l]);
+                        }
+                    }
+                }
+            }
+            p0 += count;
+        }
+    }
+}
