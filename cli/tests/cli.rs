@@ -15,7 +15,15 @@ fn quick_bench_writes_json_for_every_case() {
     let dir = std::env::temp_dir().join(format!("nnpool-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
-    let out = nnpool(&["bench", "--quick", "--json", json.to_str().unwrap()]);
+    let svg = dir.join("bench.svg");
+    let out = nnpool(&[
+        "bench",
+        "--quick",
+        "--json",
+        json.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -45,6 +53,16 @@ fn quick_bench_writes_json_for_every_case() {
         }
     }
     assert!(doc["cpu"].is_string() && doc["isa"].is_string());
+    // The chart: an SVG document with a labelled group per case and layout.
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    for case in suite["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        assert!(
+            chart.contains(&format!(">{name} nchw<")),
+            "chart lacks {name}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 
