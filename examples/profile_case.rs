@@ -1,6 +1,6 @@
 //! Times one bench-suite-like case on one thread, for profiling:
-//! `cargo run --release --example profile_case -- nchw|nhwc [resnet|sppf|inception|tiny]`
-//! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off).
+//! `cargo run --release --example profile_case -- nchw|nhwc [resnet|sppf|inception|tiny|small]`
+//! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`).
 
 use nnpool::{Layout, Padding, Plan, PoolDesc};
 
@@ -24,6 +24,16 @@ fn main() {
             [1, 288, 35, 35],
         ),
         Some("tiny") => (PoolDesc::max(&[2, 2]), [1, 16, 8, 8]),
+        Some("small") => (
+            PoolDesc::max(&[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1])),
+            {
+                let side = std::env::var("SIDE").ok().and_then(|v| v.parse().ok());
+                let side = side.unwrap_or(16);
+                [1, 16, side, side]
+            },
+        ),
         _ => (
             PoolDesc::max(&[3, 3])
                 .strides(&[2, 2])

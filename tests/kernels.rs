@@ -315,6 +315,19 @@ fn plans_report_their_level_and_kernel() {
             assert!(e.to_string().contains(isa.name()));
         }
     }
+    // Small channels-first planes run with vectors over planes.
+    let tiny = Plan::<f32>::new(
+        &PoolDesc::max(&[2, 2]),
+        Layout::ChannelsFirst,
+        &[1, 16, 8, 8],
+    )
+    .unwrap();
+    assert!(
+        tiny.kernel_name()
+            .starts_with("channels_first_small_planes_max/"),
+        "{}",
+        tiny.kernel_name()
+    );
     // Stride-1 max windows run separably (values only); the direct kernel stays reachable.
     let sppf = PoolDesc::max(&[5, 5])
         .strides(&[1, 1])

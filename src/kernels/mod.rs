@@ -51,14 +51,14 @@ impl Kernel {
         if rule == Rule::Max && u32::try_from(plane).is_err() {
             return Kernel::Scalar;
         }
+        if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
+            return Kernel::SeparableMax;
+        }
         if plan.layout == Layout::ChannelsFirst
             && !plan.is_global()
             && small_planes::applies(plan, lanes)
         {
             return Kernel::SmallPlanes(rule);
-        }
-        if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
-            return Kernel::SeparableMax;
         }
         match plan.layout {
             Layout::ChannelsLast => Kernel::ChannelsLast(rule),
