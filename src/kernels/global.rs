@@ -61,8 +61,8 @@ impl<R: Reducer> WithSimd for GlobalChannelsFirst<'_, R> {
     }
 }
 
-/// Planes summed side by side: independent chains keep the adder busy while each plane's sum
-/// stays in the reference's order.
+/// Planes summed side by side (`sum_planes` splits a group into exactly 8): independent chains
+/// keep the adder busy while each plane's sum stays in the reference's order.
 const PLANES_AT_ONCE: usize = 8;
 
 /// Each plane's terms summed in element order (the reference's order, so the same bits and the
@@ -79,12 +79,27 @@ fn sum_planes<R: Reducer>(
     let mut groups = planes.chunks_exact(group_len);
     let mut outputs = output.chunks_exact_mut(PLANES_AT_ONCE);
     for (group, out) in (&mut groups).zip(&mut outputs) {
-        let rows: [&[f32]; PLANES_AT_ONCE] =
-            core::array::from_fn(|j| &group[j * plane_len..][..plane_len]);
+        let (p0, rest) = group.split_at(plane_len);
+        let (p1, rest) = rest.split_at(plane_len);
+        let (p2, rest) = rest.split_at(plane_len);
+        let (p3, rest) = rest.split_at(plane_len);
+        let (p4, rest) = rest.split_at(plane_len);
+        let (p5, rest) = rest.split_at(plane_len);
+        let (p6, p7) = rest.split_at(plane_len);
         let mut sums = [0.0f32; PLANES_AT_ONCE];
-        for i in 0..plane_len {
-            for (sum, row) in sums.iter_mut().zip(&rows) {
-                *sum += rule.term(row[i]);
+        // Zipped iterators: one loop counter and no bounds check per element.
+        let columns = p0
+            .iter()
+            .zip(p1)
+            .zip(p2)
+            .zip(p3)
+            .zip(p4)
+            .zip(p5)
+            .zip(p6)
+            .zip(p7);
+        for (((((((&a, &b), &c), &d), &e), &f), &g), &h) in columns {
+            for (sum, x) in sums.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+                *sum += rule.term(x);
             }
         }
         for (out, sum) in out.iter_mut().zip(sums) {
