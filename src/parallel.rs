@@ -13,9 +13,11 @@ use crate::kernels::{self, row_shape};
 /// `examples/task_size.rs` (3x3/2 max, 16 channels, one band on the calling thread against two
 /// bands in a 2-thread pool, 2-core EPYC, v3): channels-first gained 1.2-1.6x from 7.5k
 /// steps and 1.8x from 13k; channels-last, faster per step, lost below 30k (0.6-1.0x) and gained
-/// 1.6x at 53k and 1.9x from 120k. 32k sits between: small channels-last runs never pay for the
-/// hand-off, channels-first ones between 7.5k and 32k leave up to 1.8x unused (a per-layout
-/// minimum is a possible refinement). `tiny_max` (3k steps) never touches the pool.
+/// 1.6x at 53k and 1.9x from 120k. Again with the small-planes kernel: channels-first 0.65-0.99x
+/// below 8k, 1.2-1.5x at 13-30k, 1.7x from 53k; channels-last 1.8x from 53k, below it anywhere
+/// from 0.4x to 1.2x between runs on this noisy VM. 32k sits between: small channels-last runs
+/// never pay for the hand-off, channels-first ones between 13k and 32k leave up to 1.5x unused (a
+/// per-layout minimum is a possible refinement). `tiny_max` (3k steps) never touches the pool.
 pub(crate) const MIN_TASK_WORK: usize = 32 * 1024;
 
 /// Tasks per thread, so that a thread that finishes early can take another band.
