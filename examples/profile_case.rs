@@ -1,6 +1,7 @@
 //! Times one bench-suite-like case on one thread, for profiling:
 //! `cargo run --release --example profile_case -- nchw|nhwc [resnet|sppf|inception|tiny|small|global]`
-//! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`).
+//! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
+//! `BATCH=n` sizes `global`).
 
 use nnpool::{Layout, Padding, Plan, PoolDesc};
 
@@ -24,7 +25,11 @@ fn main() {
             [1, 288, 35, 35],
         ),
         Some("tiny") => (PoolDesc::max(&[2, 2]), [1, 16, 8, 8]),
-        Some("global") => (PoolDesc::global_average(), [32, 2048, 7, 7]),
+        Some("global") => (PoolDesc::global_average(), {
+            // `BATCH=1` keeps the input (400 KB) in L2: the loop's own speed.
+            let batch = std::env::var("BATCH").ok().and_then(|v| v.parse().ok());
+            [batch.unwrap_or(32), 2048, 7, 7]
+        }),
         Some("small") => (
             PoolDesc::max(&[3, 3])
                 .strides(&[2, 2])

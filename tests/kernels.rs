@@ -242,6 +242,26 @@ fn one_and_three_dimensions_on_every_level() {
 }
 
 #[test]
+fn global_sums_every_plane_length_and_group_count() {
+    // Channels-first global sums take 16 planes, then 8, then single planes, and 4 columns at a
+    // time then single columns: plane lengths 1..=13 and plane counts around 8 and 16 reach
+    // every combination of those loops.
+    let ops = [
+        PoolDesc::global_average(),
+        PoolDesc::global(PoolOp::Lp { p: 1.0 }),
+        PoolDesc::global(PoolOp::Lp { p: 2.0 }),
+    ];
+    for desc in &ops {
+        for plane_len in 1..=13 {
+            for planes in [1, 7, 8, 9, 15, 16, 17, 24, 25, 33, 41] {
+                let shape = [1, planes, 1, plane_len];
+                assert!(check_everywhere("global sums", desc, Layout::ChannelsFirst, &shape) > 0);
+            }
+        }
+    }
+}
+
+#[test]
 fn large_enough_to_split_across_threads() {
     // Above the per-task minimum, so the parallel runs really use several bands.
     for (desc, shape) in [

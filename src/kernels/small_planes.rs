@@ -19,21 +19,30 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::reduce::Reducer;
-use super::simd_io::{lanes, load};
+use super::simd_io::{lanes, load, store};
 use crate::Plan;
 
-/// Elements of the stack scratch that holds one transposed block (32 KiB: it stays in L1). A
+/// Elements of the scratch that holds one transposed block of inputs (32 KiB: it stays in L1),
+/// and the bound for its transposed outputs. A
 /// 128 KiB block let 55x55 planes in, but they ran no faster than the row kernel (16 planes,
 /// 3x3/2 max, v3: 95-99 µs against 100-110 µs).
 const SCRATCH: usize = 8 * 1024;
 
+/// The widest level's lanes (v4): output rows are shorter than 4 of its vectors.
+const MAX_LANES: usize = 16;
+
 /// Whether the plan's planes are small enough for this kernel and its output rows shorter
 /// than the row kernel's block of 4 vectors. Measured with `examples/profile_case.rs small`
 /// (16 planes, 3x3/2 max, v3): 16x16 planes 8 µs here against 15-28 µs in the row kernel,
-/// 24x24 16 µs against 34 µs, 32x32 29 µs against 42 µs.
+/// 24x24 16 µs against 34 µs, 32x32 29 µs against 42 µs. With results written to a transposed
+/// block and copied out per plane (no per-lane branches), 16x16 planes went to 3.5-4.4 µs and
+/// the 8x8 `tiny_max` to 1.2-1.6 µs from 1.7-2.8 µs (old and new binaries alternated, 4 runs).
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let plane: usize = plan.axes.iter().map(|a| a.input).product();
-    plan.axes[2].output < 4 * lanes && plane.saturating_mul(lanes) <= SCRATCH
+    let out_pixels: usize = plan.axes.iter().map(|a| a.output).product();
+    plan.axes[2].output < 4 * lanes.min(MAX_LANES)
+        && plane.saturating_mul(lanes) <= SCRATCH
+        && out_pixels.saturating_mul(lanes) <= SCRATCH
 }
 
 /// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a channels-first plan.
@@ -63,7 +72,20 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
         let [az, ay, ax] = plan.axes;
         let plane_len = az.input * ay.input * ax.input;
         let rows_per_plane = az.output * ay.output;
-        let mut block = [0.0f32; SCRATCH];
+        let out_pixels = rows_per_plane * ax.output;
+        // Thread-local scratch for the transposed input block, then the transposed results
+        // (values, and indices as u32 bits): a stack array would be zeroed on every call (a
+        // quarter of a tiny 8x8 call's time went to that memset).
+        let mut scratch = super::scratch::take((plane_len + 2 * out_pixels) * lanes);
+        let (block, results) = scratch.split_at_mut(plane_len * lanes);
+        let (values, chosen) = results.split_at_mut(out_pixels * lanes);
+        let chosen = &mut chosen[..out_pixels * lanes];
+        // The x taps of every output column (at most 4 vectors of them), computed once.
+        let mut x_taps = [ax.taps(0); 4 * MAX_LANES];
+        for (ox, taps) in x_taps.iter_mut().enumerate().take(ax.output) {
+            *taps = ax.taps(ox);
+        }
+        let x_taps = &x_taps[..ax.output];
         let first_plane = rows.start / rows_per_plane;
         let end_plane = rows.end.div_ceil(rows_per_plane);
         let mut p0 = first_plane;
@@ -71,7 +93,9 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
             let count = lanes.min(end_plane - p0);
             // Transpose: missing planes hold the neutral value and are never stored.
             let block = &mut block[..plane_len * lanes];
-            block.fill(R::FILL);
+            if count < lanes {
+                block.fill(R::FILL);
+            }
             for l in 0..count {
                 let source = &input[(p0 + l) * plane_len..][..plane_len];
                 for (pixel, &x) in source.iter().enumerate() {
@@ -92,8 +116,7 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
             for row in row_lo..row_hi {
                 let (oz, oy) = (row / ay.output, row % ay.output);
                 let (tz, ty) = (az.taps(oz), ay.taps(oy));
-                for ox in 0..ax.output {
-                    let tx = ax.taps(ox);
+                for (ox, &tx) in x_taps.iter().enumerate() {
                     let plane_index =
                         |z: usize, y: usize, x: usize| (z * ay.input + y) * ax.input + x;
                     let first = plane_index(tz.first, ty.first, tx.first);
@@ -111,23 +134,35 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                         }
                     }
                     let divisor = super::divisor(plan.reduction, &[tz, ty, tx]);
-                    let value = rule.finish(simd, acc, simd.splat_f32s(divisor));
-                    let values: &[f32] = bytemuck::cast_slice(core::slice::from_ref(&value));
-                    let chosen: &[u32] = bytemuck::cast_slice(core::slice::from_ref(&acc.index));
-                    for l in 0..count {
-                        let global_row = (p0 + l) * rows_per_plane + row;
-                        if !rows.contains(&global_row) {
-                            continue;
-                        }
-                        let at = (global_row - rows.start) * ax.output + ox;
-                        output[at] = values[l];
-                        if let Some(indices) = indices.as_deref_mut() {
-                            indices[at] = i64::from(chosen[l]);
-                        }
+                    let at = (row * ax.output + ox) * lanes;
+                    store::<S>(values, at, rule.finish(simd, acc, simd.splat_f32s(divisor)));
+                    if R::TRACKS_INDEX {
+                        store::<S>(chosen, at, bytemuck::cast(acc.index));
+                    }
+                }
+            }
+            // Back to channels-first: plane l's rows, where the task holds them.
+            for l in 0..count {
+                let plane_rows = (p0 + l) * rows_per_plane;
+                let lo = rows.start.max(plane_rows + row_lo);
+                let hi = rows.end.min(plane_rows + row_hi);
+                if lo >= hi {
+                    continue;
+                }
+                let pixels = (lo - plane_rows) * ax.output..(hi - plane_rows) * ax.output;
+                let out = (lo - rows.start) * ax.output..(hi - rows.start) * ax.output;
+                let lane = |results: &[f32], pixel: usize| results[pixel * lanes + l];
+                for (o, pixel) in output[out.clone()].iter_mut().zip(pixels.clone()) {
+                    *o = lane(values, pixel);
+                }
+                if let Some(indices) = indices.as_deref_mut() {
+                    for (o, pixel) in indices[out].iter_mut().zip(pixels) {
+                        *o = i64::from(lane(chosen, pixel).to_bits());
                     }
                 }
             }
             p0 += count;
         }
+        super::scratch::give_back(scratch);
     }
 }
