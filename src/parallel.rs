@@ -5,20 +5,23 @@
 
 use rayon::prelude::*;
 
-use crate::Plan;
 use crate::kernels::{self, row_shape};
+use crate::{Layout, Plan};
 
-/// Work (input elements read + output elements × window taps) below which a run stays on the
-/// calling thread, and the least work per task above it. Measured with
-/// `examples/task_size.rs` (3x3/2 max, 16 channels, one band on the calling thread against two
-/// bands in a 2-thread pool, 2-core EPYC, v3): channels-first gained 1.2-1.6x from 7.5k
-/// steps and 1.8x from 13k; channels-last, faster per step, lost below 30k (0.6-1.0x) and gained
-/// 1.6x at 53k and 1.9x from 120k. Again with the small-planes kernel: channels-first 0.65-0.99x
-/// below 8k, 1.2-1.5x at 13-30k, 1.7x from 53k; channels-last 1.8x from 53k, below it anywhere
-/// from 0.4x to 1.2x between runs on this noisy VM. 32k sits between: small channels-last runs
-/// never pay for the hand-off, channels-first ones between 13k and 32k leave up to 1.5x unused (a
-/// per-layout minimum is a possible refinement). `tiny_max` (3k steps) never touches the pool.
-pub(crate) const MIN_TASK_WORK: usize = 32 * 1024;
+/// Work (input elements read + output elements × window taps) per task: a run with less than
+/// twice this stays on the calling thread, and no task gets less. Per layout, because their
+/// kernels differ in speed per step. Measured with `examples/task_size.rs` (3x3/2 max, 16
+/// channels, one band on the calling thread against two bands in a 2-thread pool, 2-core EPYC,
+/// v3), sessions 1 and 2: channels-first gained 1.2-1.6x from 7.5k steps and 1.8x from 13k, then (with
+/// the small-planes kernel) 0.65-0.99x below 8k, 1.2-1.5x at 13-30k, 1.7x from 53k; channels-last,
+/// faster per step, lost below 30k (0.6-1.0x) and gained 1.6x at 53k and 1.9x from 120k, then
+/// 1.8x from 53k and anywhere from 0.4x to 1.2x below it. Three runs in session 3: channels-first
+/// 0.86-0.94x at 13k, 0.99-1.25x at 30k, 1.40-1.66x at 53k; channels-last 0.63-1.04x at 13k,
+/// 0.79-1.69x at 30k, 1.10-1.78x at 53k. So channels-first splits from 32k (16k per task) and
+/// channels-last from 48k (24k per task). `tiny_max` (3k steps) never touches the pool.
+const MIN_TASK_WORK_CHANNELS_FIRST: usize = 16 * 1024;
+/// See [`MIN_TASK_WORK_CHANNELS_FIRST`].
+const MIN_TASK_WORK_CHANNELS_LAST: usize = 24 * 1024;
 
 /// Tasks per thread, so that a thread that finishes early can take another band.
 const TASKS_PER_THREAD: usize = 4;
@@ -44,7 +47,7 @@ pub(crate) fn run(
     let tasks = match plan.forced_tasks {
         Some(tasks) => tasks.min(rows),
         None if threads <= 1 => 1,
-        None => (work / MIN_TASK_WORK)
+        None => (work / min_task_work(plan.layout))
             .min(threads * TASKS_PER_THREAD)
             .min(rows),
     };
@@ -73,5 +76,13 @@ pub(crate) fn run(
                 let rows = start..start + out.len() / row_len;
                 kernels::run_rows(plan, kernel, isa, input, out, Some(idx), rows);
             }),
+    }
+}
+
+/// The least work per task for a layout (see [`MIN_TASK_WORK_CHANNELS_FIRST`]).
+fn min_task_work(layout: Layout) -> usize {
+    match layout {
+        Layout::ChannelsFirst => MIN_TASK_WORK_CHANNELS_FIRST,
+        Layout::ChannelsLast => MIN_TASK_WORK_CHANNELS_LAST,
     }
 }
