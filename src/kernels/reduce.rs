@@ -58,6 +58,8 @@ pub(crate) trait Reducer: Copy + Send + Sync {
 /// one `andnot` and the blend (the `replaces` form took two more operations for its NOTs).
 /// Measured (`profile_case`, old and new binaries alternated, 3 runs): `sppf` NCHW 1.1-1.4 ms
 /// from 1.7-1.9 ms, `resnet` NHWC 188-198 µs from 212-265 µs.
+/// Tried and not kept (no gain in the same kind of runs): value-only max as two chains, a
+/// greater-only select plus the last NaN's bits in the unused index lanes.
 #[inline(always)]
 fn max_keeps<S: Simd>(simd: S, x: S::f32s, running: S::f32s) -> S::m32s {
     let is_number = simd.equal_f32s(x, x);
