@@ -1,6 +1,7 @@
 //! Measures where splitting a run over two threads starts to pay, to set
-//! `parallel::MIN_TASK_WORK_CHANNELS_FIRST` and `_LAST`: for growing 3x3/2 max problems in both layouts, the median time of
-//! one band on the calling thread against two bands in a 2-thread pool.
+//! `parallel::MIN_TASK_WORK_CHANNELS_FIRST` and `_LAST`: for growing 3x3/2 max problems in both
+//! layouts, the median time of one band on the calling thread against two bands in a 2-thread
+//! pool.
 //! `cargo run --release --example task_size`
 
 use std::time::Instant;

@@ -12,13 +12,14 @@ use crate::{Layout, Plan};
 /// twice this stays on the calling thread, and no task gets less. Per layout, because their
 /// kernels differ in speed per step. Measured with `examples/task_size.rs` (3x3/2 max, 16
 /// channels, one band on the calling thread against two bands in a 2-thread pool, 2-core EPYC,
-/// v3), sessions 1 and 2: channels-first gained 1.2-1.6x from 7.5k steps and 1.8x from 13k, then (with
-/// the small-planes kernel) 0.65-0.99x below 8k, 1.2-1.5x at 13-30k, 1.7x from 53k; channels-last,
-/// faster per step, lost below 30k (0.6-1.0x) and gained 1.6x at 53k and 1.9x from 120k, then
-/// 1.8x from 53k and anywhere from 0.4x to 1.2x below it. Three runs in session 3: channels-first
-/// 0.86-0.94x at 13k, 0.99-1.25x at 30k, 1.40-1.66x at 53k; channels-last 0.63-1.04x at 13k,
-/// 0.79-1.69x at 30k, 1.10-1.78x at 53k. So channels-first splits from 32k (16k per task) and
-/// channels-last from 48k (24k per task). `tiny_max` (3k steps) never touches the pool.
+/// v3). Sessions 1 and 2: channels-first gained 1.2-1.6x from 7.5k steps and 1.8x from 13k,
+/// then (with the small-planes kernel) 0.65-0.99x below 8k, 1.2-1.5x at 13-30k, 1.7x from 53k;
+/// channels-last, faster per step, lost below 30k (0.6-1.0x) and gained 1.6x at 53k and 1.9x
+/// from 120k, then 1.8x from 53k and anywhere from 0.4x to 1.2x below it. Three runs in session
+/// 3: channels-first 0.86-0.94x at 13k, 0.99-1.25x at 30k, 1.40-1.66x at 53k; channels-last
+/// 0.63-1.04x at 13k, 0.79-1.69x at 30k, 1.10-1.78x at 53k. So channels-first splits from 32k
+/// (16k per task) and channels-last from 48k (24k per task). `tiny_max` (3k steps) never
+/// touches the pool.
 const MIN_TASK_WORK_CHANNELS_FIRST: usize = 16 * 1024;
 /// See [`MIN_TASK_WORK_CHANNELS_FIRST`].
 const MIN_TASK_WORK_CHANNELS_LAST: usize = 24 * 1024;

@@ -243,9 +243,9 @@ fn one_and_three_dimensions_on_every_level() {
 
 #[test]
 fn global_sums_every_plane_length_and_group_count() {
-    // Channels-first global sums take 16 planes, then 8, then single planes, and 4 columns at a
-    // time then single columns: plane lengths 1..=13 and plane counts around 8 and 16 reach
-    // every combination of those loops.
+    // Channels-first global sums run 8 planes side by side, then the last planes one by one:
+    // plane counts around multiples of 8 and short planes of every length reach both loops and
+    // their hand-over, on every level, with 1 and 3 bands.
     let ops = [
         PoolDesc::global_average(),
         PoolDesc::global(PoolOp::Lp { p: 1.0 }),

@@ -9,7 +9,8 @@
 //!         acc = init (max: −∞ at the window's first input element)
 //!         for each tap (z, y, x) inside the input, in row-major window order:
 //!             acc = rule(acc, block[z, y, x][0..L])      (one vector load per tap)
-//!         output[plane l, pixel] = finish(acc, divisor)[l] for each plane of the block
+//!         results[pixel][0..L] = finish(acc, divisor)      (one vector store)
+//!     output[plane l, pixel] = results[pixel][l] for the rows of each plane the task holds
 //! ```
 //!
 //! Every lane sees its window in the reference's order, so results are bit-identical to it.
@@ -23,9 +24,8 @@ use super::simd_io::{lanes, load, store};
 use crate::Plan;
 
 /// Elements of the scratch that holds one transposed block of inputs (32 KiB: it stays in L1),
-/// and the bound for its transposed outputs. A
-/// 128 KiB block let 55x55 planes in, but they ran no faster than the row kernel (16 planes,
-/// 3x3/2 max, v3: 95-99 µs against 100-110 µs).
+/// and the bound for its transposed results. A 128 KiB block let 55x55 planes in, but they ran
+/// no faster than the row kernel (16 planes, 3x3/2 max, v3: 95-99 µs against 100-110 µs).
 const SCRATCH: usize = 8 * 1024;
 
 /// The widest level's lanes (v4): output rows are shorter than 4 of its vectors.
