@@ -278,6 +278,9 @@ fn large_enough_to_split_across_threads() {
             vec![1, 40, 23, 29],
         ),
         (PoolDesc::global_average(), vec![4, 300, 7, 7]),
+        // Past the size from which global channels-first sums prefetch (8 MiB), with a last
+        // group of fewer than 8 planes.
+        (PoolDesc::global_average(), vec![1, 44001, 7, 7]),
     ] {
         for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
             assert!(check_everywhere("threads", &desc, layout, &shape) > 0);
