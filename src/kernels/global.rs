@@ -85,18 +85,38 @@ const PREFETCH_FROM: usize = 2 * 1024 * 1024;
 /// of larger groups would reach past L1 and L2.
 const PREFETCH_MAX_GROUP: usize = 4096;
 
-/// Asks for the first `len` elements of `data` to be brought to L1, one request per cache line:
-/// the sum loop reads 8 places at once, which the hardware prefetcher follows poorly from memory.
-#[inline(always)]
-fn prefetch(data: &[f32], len: usize) {
+/// Prefetch requests for the groups ahead (SSE's prefetch, checked once per task rather than per
+/// group; nothing elsewhere and under Miri).
+#[derive(Clone, Copy)]
+struct Prefetcher {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if let Some(sse) = pulp::core_arch::x86::Sse::try_new() {
-        use core::arch::x86_64::_MM_HINT_T0;
-        for line in data[..len.min(data.len())].chunks(16) {
-            sse._mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+    sse: Option<pulp::core_arch::x86::Sse>,
+}
+
+impl Prefetcher {
+    /// A prefetcher that asks for data only when `wanted`.
+    fn new(wanted: bool) -> Prefetcher {
+        let _ = wanted;
+        Prefetcher {
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
+            sse: wanted.then(pulp::core_arch::x86::Sse::try_new).flatten(),
         }
     }
-    let _ = (data, len);
+
+    /// Asks for the first `len` elements of `data` to be brought to L1, one request per cache
+    /// line: the sum loop reads 8 places at once, which the hardware prefetcher follows poorly
+    /// from memory.
+    #[inline(always)]
+    fn fetch(self, data: &[f32], len: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if let Some(sse) = self.sse {
+            use core::arch::x86_64::_MM_HINT_T0;
+            for line in data[..len.min(data.len())].chunks(16) {
+                sse._mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+            }
+        }
+        let _ = (self, data, len);
+    }
 }
 
 /// Each plane's terms summed in element order (the reference's order, so the same bits and the
@@ -113,13 +133,10 @@ fn sum_planes<R: Reducer>(
     let group_len = PLANES_AT_ONCE * plane_len.max(1);
     let mut groups = planes.chunks_exact(group_len);
     let mut outputs = output.chunks_exact_mut(PLANES_AT_ONCE);
+    let prefetcher = Prefetcher::new(prefetch_ahead && group_len <= PREFETCH_MAX_GROUP);
     for (g, (group, out)) in (&mut groups).zip(&mut outputs).enumerate() {
-        if prefetch_ahead && group_len <= PREFETCH_MAX_GROUP {
-            prefetch(
-                &planes[((g + PREFETCH_GROUPS) * group_len).min(planes.len())..],
-                group_len,
-            );
-        }
+        let ahead = ((g + PREFETCH_GROUPS) * group_len).min(planes.len());
+        prefetcher.fetch(&planes[ahead..], group_len);
         let (p0, rest) = group.split_at(plane_len);
         let (p1, rest) = rest.split_at(plane_len);
         let (p2, rest) = rest.split_at(plane_len);
