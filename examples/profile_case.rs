@@ -1,7 +1,7 @@
 //! Times one bench-suite-like case on one thread, for profiling:
 //! `cargo run --release --example profile_case -- nchw|nhwc [resnet|sppf|inception|tiny|small|global]`
 //! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
-//! `BATCH=n` sizes `global`).
+//! `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape).
 
 use nnpool::{Layout, Padding, Plan, PoolDesc};
 
@@ -46,6 +46,11 @@ fn main() {
                 .padding(Padding::symmetric(&[1, 1])),
             [1, 64, 112, 112],
         ),
+    };
+    // `SHAPE=n,c,h,w` replaces the case's shape (same window).
+    let shape: Vec<usize> = match std::env::var("SHAPE") {
+        Ok(v) => v.split(',').map(|d| d.parse().unwrap()).collect(),
+        Err(_) => shape.to_vec(),
     };
     let mut plan = Plan::<f32>::new(&desc, layout, &shape)
         .unwrap()

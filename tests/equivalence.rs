@@ -37,18 +37,32 @@ fn value() -> impl Strategy<Value = f32> {
     ]
 }
 
-fn case() -> impl Strategy<Value = Case> {
+/// Random cases; `wide` makes the last axis 24..=80 long (rank 1 or 2), so that channels-first
+/// rows are long enough for the row kernels rather than the small-planes one.
+fn case(wide: bool) -> impl Strategy<Value = Case> {
     (
-        1usize..=3,
+        if wide { 1usize..=2 } else { 1usize..=3 },
         1usize..=2,
         1usize..=5,
         op(),
         any::<bool>(),
         0u8..10,
     )
-        .prop_flat_map(|(rank, n, c, op, last, window_kind)| {
-            let max_size = if rank == 3 { 6 } else { 10 };
-            let spatial = proptest::collection::vec(1usize..=max_size, rank);
+        .prop_flat_map(move |(rank, n, c, op, last, window_kind)| {
+            let max_size = if rank == 3 || wide { 6 } else { 10 };
+            let spatial =
+                proptest::collection::vec(1usize..=max_size, rank).prop_flat_map(move |spatial| {
+                    let last = if wide {
+                        24usize..=80
+                    } else {
+                        1usize..=max_size
+                    };
+                    last.prop_map(move |x| {
+                        let mut spatial = spatial.clone();
+                        *spatial.last_mut().unwrap() = x;
+                        spatial
+                    })
+                });
             let per_axis = |lo: usize, hi: usize| proptest::collection::vec(lo..=hi, rank);
             (
                 spatial,
@@ -243,7 +257,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     #[test]
-    fn plan_matches_reference(case in case()) {
+    fn plan_matches_reference(case in case(false)) {
+        check(&case)?;
+    }
+
+    #[test]
+    fn long_rows_match_reference(case in case(true)) {
         check(&case)?;
     }
 }

@@ -329,7 +329,7 @@ fn rows_with_scratch<S: Simd, R: Reducer>(
 
 /// The taps of one axis that an average counts in its divisor: those inside the input, or
 /// with `count_include_pad` those inside the padded input.
-fn counted_taps(reduction: Reduction, taps: Taps) -> usize {
+pub(crate) fn counted_taps(reduction: Reduction, taps: Taps) -> usize {
     match reduction {
         Reduction::Average {
             count_include_pad: true,
@@ -371,7 +371,7 @@ pub(crate) fn fill_row<S: Simd>(
 /// Stride 1 is a plain copy; stride 2 splits pairs of vectors into even and odd lanes; larger
 /// strides copy element by element.
 #[inline(always)]
-fn copy_row<S: Simd>(
+pub(crate) fn copy_row<S: Simd>(
     simd: S,
     buffer: &mut [f32],
     source: &[f32],

@@ -7,6 +7,7 @@
 
 pub(crate) mod channels_first;
 pub(crate) mod channels_last;
+pub(crate) mod fixed_window;
 pub(crate) mod global;
 pub(crate) mod reduce;
 pub(crate) mod scalar;
@@ -38,6 +39,9 @@ pub(crate) enum Kernel {
     SmallPlanes(Rule),
     /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
     SeparableMax,
+    /// Channels-first rows with the x window compiled in (max values and average; max with
+    /// indices runs `ChannelsFirst`).
+    FixedWindow(Rule),
 }
 
 impl Kernel {
@@ -66,8 +70,15 @@ impl Kernel {
             Layout::ChannelsFirst => {
                 let padded_row = plan.axes[2].input + plan.axes[2].pad_begin + plan.axes[2].pad_end;
                 match channels_first::chunking(plan, lanes) {
-                    Some(_) if u32::try_from(padded_row).is_ok() => Kernel::ChannelsFirst(rule),
-                    _ => Kernel::Scalar,
+                    Some(_) if u32::try_from(padded_row).is_err() => Kernel::Scalar,
+                    Some(_)
+                        if matches!(rule, Rule::Max | Rule::Average)
+                            && fixed_window::applies(plan, lanes) =>
+                    {
+                        Kernel::FixedWindow(rule)
+                    }
+                    Some(_) => Kernel::ChannelsFirst(rule),
+                    None => Kernel::Scalar,
                 }
             }
         }
@@ -83,6 +94,7 @@ impl Kernel {
             Kernel::GlobalChannelsFirst(r) => format!("global_channels_first_{}", rule(r)),
             Kernel::SmallPlanes(r) => format!("channels_first_small_planes_{}", rule(r)),
             Kernel::SeparableMax => "separable_max".to_string(),
+            Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
         }
     }
 }
@@ -207,11 +219,51 @@ pub(crate) fn run_rows(
             with_rule!(Rule::Max, ChannelsLast)
         }
         Kernel::SeparableMax => with_rule!(Rule::Max, ChannelsFirst),
+        Kernel::FixedWindow(Rule::Max) if indices.is_none() => {
+            fixed_window(plan, MaxValue, isa, input, output, rows)
+        }
+        Kernel::FixedWindow(Rule::Average) => fixed_window(plan, Average, isa, input, output, rows),
+        Kernel::FixedWindow(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::Scalar => scalar::pool_rows(plan, input, output, indices, rows),
         Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast),
         Kernel::ChannelsFirst(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::GlobalChannelsFirst(rule) => with_rule!(rule, GlobalChannelsFirst),
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
+    }
+}
+
+/// Runs [`fixed_window::FixedWindow`] with the plan's x window and stride as constants.
+fn fixed_window<R: reduce::Reducer>(
+    plan: &Plan<f32>,
+    rule: R,
+    isa: Isa,
+    input: &[f32],
+    output: &mut [f32],
+    rows: Range<usize>,
+) {
+    use fixed_window::FixedWindow;
+    macro_rules! with_shape {
+        ($kx:literal, $sx:literal) => {
+            go(
+                isa,
+                FixedWindow::<R, $kx, $sx> {
+                    rule,
+                    plan,
+                    input,
+                    output,
+                    rows,
+                },
+            )
+        };
+    }
+    match (plan.axes[2].kernel, plan.axes[2].stride) {
+        (2, 1) => with_shape!(2, 1),
+        (2, 2) => with_shape!(2, 2),
+        (3, 1) => with_shape!(3, 1),
+        (3, 2) => with_shape!(3, 2),
+        (5, 1) => with_shape!(5, 1),
+        (5, 2) => with_shape!(5, 2),
+        _ => unreachable!("fixed_window::applies admits only the shapes above"),
     }
 }
 
