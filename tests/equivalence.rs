@@ -33,7 +33,14 @@ fn value() -> impl Strategy<Value = f32> {
         1 => Just(f32::NEG_INFINITY),
         1 => Just(f32::INFINITY),
         1 => Just(f32::NAN),
+        // NaNs with payloads and signs, one signaling: max keeps the last NaN's bits.
+        1 => prop_oneof![
+            Just(f32::from_bits(0x7f80_0001)),
+            Just(f32::from_bits(0xffc0_0123)),
+            Just(f32::from_bits(0x7fc0_4567)),
+        ],
         1 => Just(-0.0f32),
+        1 => Just(0.0f32),
     ]
 }
 

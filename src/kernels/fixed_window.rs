@@ -40,6 +40,9 @@ use crate::plan::Reduction;
 /// Window widths and x strides with a compiled kernel: `(kx, sx)`.
 pub(crate) const SHAPES: [(usize, usize); 6] = [(2, 1), (2, 2), (3, 1), (3, 2), (5, 1), (5, 2)];
 
+/// Most rows a window may have (the ring's size, and a stack array of slots per output row).
+const MAX_KY: usize = 16;
+
 /// Whether the plan's geometry has a compiled kernel here (the caller checks the op).
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let [az, ay, ax] = &plan.axes;
@@ -47,7 +50,7 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     z_trivial
         && ax.dilation == 1
         && ay.dilation == 1
-        && ay.kernel <= MAX_RING_SLOTS
+        && ay.kernel <= MAX_KY
         && SHAPES.contains(&(ax.kernel, ax.stride))
         && chunking(plan, lanes).is_some()
 }
@@ -112,7 +115,7 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
                         loaded_to = ty.first;
                     }
                     let mut slot = ty.first % ring_rows;
-                    let mut slots = [0usize; MAX_RING_SLOTS];
+                    let mut slots = [0usize; MAX_KY];
                     for (j, slot_of_row) in slots[..ty.count].iter_mut().enumerate() {
                         let y = ty.first + j;
                         *slot_of_row = slot * row_len;
