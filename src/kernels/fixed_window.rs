@@ -29,7 +29,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
-use super::channels_first::{MAX_RING_SLOTS, chunking, copy_row, counted_taps};
+use super::channels_first::{chunking, copy_row, counted_taps};
 use super::reduce::{Acc, Reducer};
 use super::scratch;
 use super::simd_io::{lanes, load, store, store_first};
