@@ -1,5 +1,5 @@
 //! Times one bench-suite-like case on one thread, for profiling:
-//! `cargo run --release --example profile_case -- nchw|nhwc [resnet|sppf|inception|tiny|small|global]`
+//! `cargo run --release --example profile_case -- nchw|nhwc [resnet|vgg|alexnet|train|sppf|inception|tiny|small|global]`
 //! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
 //! `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape).
 
@@ -23,6 +23,14 @@ fn main() {
                 .strides(&[1, 1])
                 .padding(Padding::symmetric(&[1, 1])),
             [1, 288, 35, 35],
+        ),
+        Some("vgg") => (PoolDesc::max(&[2, 2]), [8, 128, 112, 112]),
+        Some("alexnet") => (PoolDesc::max(&[3, 3]).strides(&[2, 2]), [1, 96, 55, 55]),
+        Some("train") => (
+            PoolDesc::max(&[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1])),
+            [32, 64, 56, 56],
         ),
         Some("tiny") => (PoolDesc::max(&[2, 2]), [1, 16, 8, 8]),
         Some("global") => (PoolDesc::global_average(), {

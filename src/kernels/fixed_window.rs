@@ -29,10 +29,10 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
-use super::channels_first::{chunking, copy_row, counted_taps};
+use super::channels_first::{chunking, counted_taps};
 use super::reduce::{Acc, Reducer};
 use super::scratch;
-use super::simd_io::{lanes, load, store, store_first};
+use super::simd_io::{lanes, load, load_deinterleaved, store, store_first};
 use crate::Plan;
 use crate::geometry::Axis;
 use crate::plan::Reduction;
@@ -83,7 +83,8 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
         };
         let [az, ay, ax] = plan.axes;
         debug_assert_eq!((ax.kernel, ax.stride), (KX, SX));
-        let ring_rows = ay.kernel;
+        // A power of two, so that a row's slot is a mask, not a division.
+        let ring_rows = ay.kernel.next_power_of_two();
         let row_len = SX * phase_len;
         let mut buffer = scratch::take(ring_rows * row_len + chunk);
         {
@@ -94,39 +95,36 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
             while x0 < ax.output {
                 let width = chunk.min(ax.output - x0);
                 ring.fill(R::FILL);
+                let spans = RowSpans::<SX>::new(&ax, x0, phase_len);
                 if R::DIVIDES {
                     x_counts.fill(1.0);
                     for (i, count) in x_counts[..width].iter_mut().enumerate() {
                         *count = counted_taps(plan.reduction, ax.taps(x0 + i)) as f32;
                     }
                 }
-                // The ring holds rows `loaded_from..loaded_to` of the input row sequence at
-                // offset `base` (one (n, c, z) plane), row y in slot y mod ky.
+                // The ring holds the rows before `loaded_to` (at most `ring_rows` of them) of
+                // the input plane at offset `base` ((n, c, z)), row y in slot y mod ring_rows.
+                let y_interior = ay.interior();
                 let mut base = usize::MAX;
                 let mut loaded_to = 0;
                 let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
                 for local_row in 0..rows.len() {
                     let (plane, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
                     cursor.advance();
-                    let ty = ay.taps(oy);
+                    let ty = ay.taps_given_interior(oy, &y_interior);
                     let row_base = plane * strides[1] + oz * az.stride * strides[2];
                     if row_base != base {
                         base = row_base;
                         loaded_to = ty.first;
                     }
-                    let mut slot = ty.first % ring_rows;
                     let mut slots = [0usize; MAX_KY];
                     for (j, slot_of_row) in slots[..ty.count].iter_mut().enumerate() {
                         let y = ty.first + j;
-                        *slot_of_row = slot * row_len;
+                        let slot = (y & (ring_rows - 1)) * row_len;
+                        *slot_of_row = slot;
                         if y >= loaded_to {
                             let source = &input[base + y * strides[3]..][..ax.input];
-                            let row = &mut ring[slot * row_len..][..row_len];
-                            copy_row(simd, row, source, &ax, x0, phase_len);
-                        }
-                        slot += 1;
-                        if slot == ring_rows {
-                            slot = 0;
+                            spans.copy(simd, &mut ring[slot..][..row_len], source);
                         }
                     }
                     loaded_to = loaded_to.max(ty.first + ty.count);
@@ -149,13 +147,20 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
                         v += 4 * lanes;
                     }
                     while v < width {
-                        let [acc] = window.block::<S, R, KX, SX, 1>(simd, rule, v);
-                        let d = divisor.at::<R>(simd, x_counts, v);
-                        let value = rule.finish(simd, acc, d);
-                        if v + lanes <= width {
-                            store::<S>(out, v, value);
+                        // A last partial vector overlaps the one before it (recomputing the
+                        // same outputs) rather than storing a partial vector.
+                        let at = if v + lanes > width && width >= lanes {
+                            width - lanes
                         } else {
-                            store_first::<S>(out, v, width - v, value);
+                            v
+                        };
+                        let [acc] = window.block::<S, R, KX, SX, 1>(simd, rule, at);
+                        let d = divisor.at::<R>(simd, x_counts, at);
+                        let value = rule.finish(simd, acc, d);
+                        if at + lanes <= width {
+                            store::<S>(out, at, value);
+                        } else {
+                            store_first::<S>(out, at, width - at, value);
                         }
                         v += lanes;
                     }
@@ -164,6 +169,70 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
             }
         }
         scratch::give_back(buffer);
+    }
+}
+
+/// Where a chunk's input elements sit in a ring row, the same for every row: slot `i` of phase
+/// `p` holds input element `start + SX * i + p`, for slots `lo[p]..hi[p]` (the others keep the
+/// padding). Computed once per chunk, so that a row copy is loops and nothing else.
+struct RowSpans<const SX: usize> {
+    start: isize,
+    lo: [usize; SX],
+    hi: [usize; SX],
+    phase_len: usize,
+}
+
+impl<const SX: usize> RowSpans<SX> {
+    fn new(ax: &Axis, x0: usize, phase_len: usize) -> Self {
+        let start = (x0 * SX) as isize - ax.pad_begin as isize;
+        let mut lo = [0; SX];
+        let mut hi = [0; SX];
+        for p in 0..SX {
+            let first = start + p as isize;
+            // Slots before position `at` (0 if `at` <= 0).
+            let slots_before = |at: isize| (at.max(0) as usize).div_ceil(SX);
+            lo[p] = slots_before(-first).min(phase_len);
+            hi[p] = slots_before(ax.input as isize - first).clamp(lo[p], phase_len);
+        }
+        RowSpans {
+            start,
+            lo,
+            hi,
+            phase_len,
+        }
+    }
+
+    /// Copies `source` (one input row) into `row`: whole vectors where every phase holds input
+    /// (the last overlapping the one before), element by element at the ends.
+    #[inline(always)]
+    fn copy<S: Simd>(&self, simd: S, row: &mut [f32], source: &[f32]) {
+        let lanes = lanes::<S>();
+        let at = |slot: usize, p: usize| (self.start + (SX * slot + p) as isize) as usize;
+        let lo = self.lo.into_iter().max().unwrap_or(0);
+        let hi = self.hi.into_iter().min().unwrap_or(0).max(lo);
+        let (vector_lo, vector_hi) = if hi - lo >= lanes { (lo, hi) } else { (lo, lo) };
+        if vector_hi > vector_lo {
+            let mut i = vector_lo;
+            loop {
+                if SX == 1 {
+                    store::<S>(row, i, load::<S>(source, at(i, 0)));
+                } else {
+                    let [even, odd] = load_deinterleaved(simd, source, at(i, 0));
+                    store::<S>(row, i, even);
+                    store::<S>(row, self.phase_len + i, odd);
+                }
+                if i + lanes == vector_hi {
+                    break;
+                }
+                i = (i + lanes).min(vector_hi - lanes);
+            }
+        }
+        for p in 0..SX {
+            let phase = &mut row[p * self.phase_len..][..self.phase_len];
+            for slot in (self.lo[p]..vector_lo).chain(vector_hi.max(self.lo[p])..self.hi[p]) {
+                phase[slot] = source[at(slot, p)];
+            }
+        }
     }
 }
 
