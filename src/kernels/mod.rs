@@ -9,6 +9,7 @@ pub(crate) mod channels_first;
 pub(crate) mod channels_last;
 pub(crate) mod fixed_window;
 pub(crate) mod global;
+pub(crate) mod global_channels_last;
 pub(crate) mod reduce;
 pub(crate) mod scalar;
 mod scratch;
@@ -35,6 +36,9 @@ pub(crate) enum Kernel {
     ChannelsFirst(Rule),
     /// One vector reduction per (n, c) plane.
     GlobalChannelsFirst(Rule),
+    /// One pass over each image's pixels with per-channel results (max values and sums; max
+    /// with indices runs `ChannelsLast`).
+    GlobalChannelsLast(Rule),
     /// Small channels-first planes with rows shorter than a vector: vectors over planes.
     SmallPlanes(Rule),
     /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
@@ -65,6 +69,7 @@ impl Kernel {
             return Kernel::SmallPlanes(rule);
         }
         match plan.layout {
+            Layout::ChannelsLast if plan.is_global() => Kernel::GlobalChannelsLast(rule),
             Layout::ChannelsLast => Kernel::ChannelsLast(rule),
             Layout::ChannelsFirst if plan.is_global() => Kernel::GlobalChannelsFirst(rule),
             Layout::ChannelsFirst => {
@@ -92,6 +97,7 @@ impl Kernel {
             Kernel::ChannelsLast(r) => format!("channels_last_{}", rule(r)),
             Kernel::ChannelsFirst(r) => format!("channels_first_rows_{}", rule(r)),
             Kernel::GlobalChannelsFirst(r) => format!("global_channels_first_{}", rule(r)),
+            Kernel::GlobalChannelsLast(r) => format!("global_channels_last_{}", rule(r)),
             Kernel::SmallPlanes(r) => format!("channels_first_small_planes_{}", rule(r)),
             Kernel::SeparableMax => "separable_max".to_string(),
             Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
@@ -228,7 +234,38 @@ pub(crate) fn run_rows(
         Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast),
         Kernel::ChannelsFirst(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::GlobalChannelsFirst(rule) => with_rule!(rule, GlobalChannelsFirst),
+        Kernel::GlobalChannelsLast(Rule::Max) if indices.is_some() => {
+            with_rule!(Rule::Max, ChannelsLast)
+        }
+        Kernel::GlobalChannelsLast(rule) => {
+            global_channels_last(plan, rule, isa, input, output, rows)
+        }
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
+    }
+}
+
+/// Runs [`global_channels_last::GlobalChannelsLast`] with the rule's arithmetic (max values
+/// only: with indices the window kernel runs).
+fn global_channels_last(
+    plan: &Plan<f32>,
+    rule: Rule,
+    isa: Isa,
+    input: &[f32],
+    output: &mut [f32],
+    rows: Range<usize>,
+) {
+    use global_channels_last::GlobalChannelsLast;
+    #[rustfmt::skip]
+    macro_rules! with {
+        ($rule:expr) => {
+            go(isa, GlobalChannelsLast { rule: $rule, plan, input, output, rows })
+        };
+    }
+    match rule {
+        Rule::Max => with!(MaxValue),
+        Rule::Average => with!(Average),
+        Rule::L1 => with!(L1),
+        Rule::L2 => with!(L2),
     }
 }
 

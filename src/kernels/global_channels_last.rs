@@ -1,0 +1,106 @@
+//! Global pooling in channels-last layout (max values, average, L1, L2): one pass over each
+//! image's pixels in memory order, with a running result per channel in a buffer that stays in
+//! L1.
+//!
+//! ```text
+//! for each image n of the task:
+//!     acc[0..C] = init
+//!     for each pixel p (in row-major order): acc[c] = rule(acc[c], input[n, p, c]) for every c
+//!     output[n, c] = finish(acc[c], divisor)
+//! ```
+//!
+//! The window kernel (`channels_last.rs`) walks a channel block through every pixel instead:
+//! for a [32, 2048, 7, 7] input that is 49 reads 8 KiB apart per block, which the hardware
+//! prefetchers do not follow (2.3-2.9 ms at one thread, about 3 times a copy of the same
+//! bytes). Each channel still sees its pixels in the reference's order, so results are
+//! bit-identical to it.
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::reduce::{Acc, Reducer};
+use super::scratch;
+use super::simd_io::{lanes, load, load_first, store, store_first};
+use crate::Plan;
+
+/// One task: the output rows `rows` (one per image) of a global channels-last plan.
+pub(crate) struct GlobalChannelsLast<'a, R> {
+    pub rule: R,
+    pub plan: &'a Plan<f32>,
+    pub input: &'a [f32],
+    pub output: &'a mut [f32],
+    pub rows: Range<usize>,
+}
+
+impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            rule,
+            plan,
+            input,
+            output,
+            rows,
+        } = self;
+        let lanes = lanes::<S>();
+        let channels = plan.channels;
+        if channels == 0 {
+            return;
+        }
+        let pixels: usize = plan.axes.iter().map(|a| a.input).product();
+        let taps = plan.axes.map(|a| a.taps(0));
+        let divisor = simd.splat_f32s(super::divisor(plan.reduction, &taps));
+        let whole = channels / lanes * lanes;
+        let zero = simd.splat_u32s(0);
+        let init = rule.init(simd, zero).value;
+        let mut buffer = scratch::take(channels.div_ceil(lanes) * lanes);
+        {
+            let acc = &mut buffer[..channels.div_ceil(lanes) * lanes];
+            for (local, n) in rows.enumerate() {
+                let image = &input[n * pixels * channels..][..pixels * channels];
+                for c in (0..acc.len()).step_by(lanes) {
+                    store::<S>(acc, c, init);
+                }
+                for pixel in image.chunks_exact(channels) {
+                    let mut c = 0;
+                    while c < whole {
+                        let running = Acc {
+                            value: load::<S>(acc, c),
+                            index: zero,
+                        };
+                        let x = load::<S>(pixel, c);
+                        store::<S>(acc, c, rule.add(simd, running, x, zero).value);
+                        c += lanes;
+                    }
+                    if c < channels {
+                        let running = Acc {
+                            value: load::<S>(acc, c),
+                            index: zero,
+                        };
+                        let x = load_first::<S>(pixel, c, channels - c, R::FILL);
+                        store::<S>(acc, c, rule.add(simd, running, x, zero).value);
+                    }
+                }
+                let out = &mut output[local * channels..][..channels];
+                let mut c = 0;
+                while c < channels {
+                    let running = Acc {
+                        value: load::<S>(acc, c),
+                        index: zero,
+                    };
+                    let value = rule.finish(simd, running, divisor);
+                    if c + lanes <= channels {
+                        store::<S>(out, c, value);
+                    } else {
+                        store_first::<S>(out, c, channels - c, value);
+                    }
+                    c += lanes;
+                }
+            }
+        }
+        scratch::give_back(buffer);
+    }
+}
