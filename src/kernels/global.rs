@@ -20,6 +20,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
+use super::prefetch::Prefetcher;
 use super::reduce::Reducer;
 use super::simd_io::{lanes, load, load_first, ramp};
 use crate::Plan;
@@ -84,40 +85,6 @@ const PREFETCH_FROM: usize = 2 * 1024 * 1024;
 /// Largest group (elements) that is prefetched (16 KiB): small planes need it, and the distance
 /// of larger groups would reach past L1 and L2.
 const PREFETCH_MAX_GROUP: usize = 4096;
-
-/// Prefetch requests for the groups ahead (SSE's prefetch, checked once per task rather than per
-/// group; nothing elsewhere and under Miri).
-#[derive(Clone, Copy)]
-struct Prefetcher {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    sse: Option<pulp::core_arch::x86::Sse>,
-}
-
-impl Prefetcher {
-    /// A prefetcher that asks for data only when `wanted`.
-    fn new(wanted: bool) -> Prefetcher {
-        let _ = wanted;
-        Prefetcher {
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
-            sse: wanted.then(pulp::core_arch::x86::Sse::try_new).flatten(),
-        }
-    }
-
-    /// Asks for the first `len` elements of `data` to be brought to L1, one request per cache
-    /// line: the sum loop reads 8 places at once, which the hardware prefetcher follows poorly
-    /// from memory.
-    #[inline(always)]
-    fn fetch(self, data: &[f32], len: usize) {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        if let Some(sse) = self.sse {
-            use core::arch::x86_64::_MM_HINT_T0;
-            for line in data[..len.min(data.len())].chunks(16) {
-                sse._mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
-            }
-        }
-        let _ = (self, data, len);
-    }
-}
 
 /// Each plane's terms summed in element order (the reference's order, so the same bits and the
 /// same overflow to ±∞ or NaN), several planes at a time, then finished.

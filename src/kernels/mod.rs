@@ -10,6 +10,7 @@ pub(crate) mod channels_last;
 pub(crate) mod fixed_window;
 pub(crate) mod global;
 pub(crate) mod global_channels_last;
+mod prefetch;
 pub(crate) mod reduce;
 pub(crate) mod scalar;
 mod scratch;
