@@ -281,6 +281,14 @@ fn large_enough_to_split_across_threads() {
         // Past the size from which global channels-first sums prefetch (8 MiB), with a last
         // group of fewer than 8 planes.
         (PoolDesc::global_average(), vec![1, 44001, 7, 7]),
+        // Past the size from which fixed-window rows prefetch ahead (4 MiB), the last rows'
+        // requests clamped at the input's end.
+        (
+            PoolDesc::max(&[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1])),
+            vec![1, 20, 229, 229],
+        ),
     ] {
         for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
             assert!(check_everywhere("threads", &desc, layout, &shape) > 0);
