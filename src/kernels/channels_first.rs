@@ -352,22 +352,8 @@ struct RowIndices {
 }
 
 /// Fills `buffer` for outputs `x0..`: phase `p`, slot `i` holds padded position
-/// `(x0 + i) * s + p`, i.e. input element `(x0 + i) * s + p - pb`, or `fill` outside the input.
-#[inline(always)]
-pub(crate) fn fill_row<S: Simd>(
-    simd: S,
-    buffer: &mut [f32],
-    source: &[f32],
-    ax: &Axis,
-    x0: usize,
-    phase_len: usize,
-    fill: f32,
-) {
-    buffer.fill(fill);
-    copy_row(simd, buffer, source, ax, x0, phase_len);
-}
-
-/// Writes the input elements of [`fill_row`]'s layout and leaves the padding slots as they are.
+/// `(x0 + i) * s + p`, i.e. input element `(x0 + i) * s + p - pb`; slots outside the input keep
+/// what they hold (the caller writes the padding once).
 /// Stride 1 is a plain copy; stride 2 splits pairs of vectors into even and odd lanes; larger
 /// strides copy element by element.
 #[inline(always)]

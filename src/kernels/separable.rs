@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
-use super::channels_first::{MAX_TAPS_X, chunking, fill_row};
+use super::channels_first::{MAX_TAPS_X, chunking, copy_row};
 use super::reduce::{MaxValue, Reducer};
 use super::scratch;
 use super::simd_io::{lanes, load, load_first, store, store_first};
@@ -37,7 +37,9 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let z_trivial = az.kernel == 1 && az.pad_begin == 0 && az.pad_end == 0;
     let ring = (ay.kernel - 1)
         .saturating_mul(ay.dilation)
-        .saturating_add(1);
+        .saturating_add(1)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX);
     // Found by the descriptor fuzz target: kernels near usize::MAX overflowed a plain `+`.
     let saves = ax
         .kernel
@@ -81,7 +83,8 @@ impl WithSimd for SeparableMax<'_> {
         } = self;
         let lanes = lanes::<S>();
         let [az, ay, ax] = plan.axes;
-        let ring = (ay.kernel - 1) * ay.dilation + 1;
+        // A power of two, so that a row's slot is a mask, not a division.
+        let ring = ((ay.kernel - 1) * ay.dilation + 1).next_power_of_two();
         let channels_last = plan.layout == Layout::ChannelsLast;
         // One h row: the output row's length (rounded up to whole vectors channels-first).
         let (row_len, h_len, row_buffer) = if channels_last {
@@ -99,6 +102,25 @@ impl WithSimd for SeparableMax<'_> {
         let mut buffer = scratch::take(ring * h_len + row_buffer);
         {
             let (ring_rows, row_scratch) = buffer.split_at_mut(ring * h_len);
+            let row_scratch = &mut row_scratch[..row_buffer];
+            // The row buffer's padding slots never change: written once, then each row copy
+            // writes input elements only.
+            row_scratch.fill(f32::NEG_INFINITY);
+            let phase_len = row_buffer / ax.stride.max(1);
+            // Tap tx reads padded position ox*s + tx*d: phase (tx*d) mod s, slot ox + (tx*d) / s.
+            let mut tap_slots = [0usize; MAX_TAPS_X];
+            if !channels_last {
+                for (tx, slot) in tap_slots[..ax.kernel].iter_mut().enumerate() {
+                    let offset = tx * ax.dilation;
+                    *slot = (offset % ax.stride) * phase_len + offset / ax.stride;
+                }
+            }
+            let row_taps = RowTaps {
+                buffer: row_scratch,
+                phase_len,
+                tap_slots: &tap_slots[..if channels_last { 0 } else { ax.kernel }],
+            };
+            let mut row_taps = row_taps;
             let mut keys: [Option<(usize, usize, usize)>; MAX_RING] = [None; MAX_RING];
             let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
             for local_row in 0..rows.len() {
@@ -109,7 +131,7 @@ impl WithSimd for SeparableMax<'_> {
                 let mut slots = [0usize; MAX_RING];
                 for (j, slot_of_row) in slots[..ty.count].iter_mut().enumerate() {
                     let y = ty.first + j * ay.dilation;
-                    let slot = y % ring;
+                    let slot = y & (ring - 1);
                     *slot_of_row = slot;
                     if keys[slot] != Some((outer, z, y)) {
                         keys[slot] = Some((outer, z, y));
@@ -117,7 +139,14 @@ impl WithSimd for SeparableMax<'_> {
                         if channels_last {
                             h_row_channels_last(simd, plan, input, (outer, z, y), h);
                         } else {
-                            h_row_channels_first(simd, plan, input, (outer, z, y), h, row_scratch);
+                            h_row_channels_first(
+                                simd,
+                                plan,
+                                input,
+                                (outer, z, y),
+                                h,
+                                &mut row_taps,
+                            );
                         }
                     }
                 }
@@ -199,8 +228,15 @@ fn h_row_channels_last<S: Simd>(
     }
 }
 
+/// The channels-first row buffer (padded, split by phase) and where each x tap reads in it.
+struct RowTaps<'a> {
+    buffer: &'a mut [f32],
+    phase_len: usize,
+    tap_slots: &'a [usize],
+}
+
 /// Horizontal maxima of input row (plane, z, y), channels-first: `h[ox]`, through the padded
-/// phase-split row buffer of the direct kernel.
+/// phase-split row buffer of the direct kernel (its padding already written).
 #[inline(always)]
 fn h_row_channels_first<S: Simd>(
     simd: S,
@@ -208,35 +244,21 @@ fn h_row_channels_first<S: Simd>(
     input: &[f32],
     (plane, z, y): (usize, usize, usize),
     h: &mut [f32],
-    row_buffer: &mut [f32],
+    row: &mut RowTaps<'_>,
 ) {
     let lanes = lanes::<S>();
     let rule = MaxValue;
     let zero = simd.splat_u32s(0);
     let ax = &plan.axes[2];
     let strides = &plan.input_strides;
-    let phase_len = row_buffer.len() / ax.stride;
     let source = &input[plane * strides[1] + z * strides[2] + y * strides[3]..][..ax.input];
-    fill_row(
-        simd,
-        row_buffer,
-        source,
-        ax,
-        0,
-        phase_len,
-        f32::NEG_INFINITY,
-    );
-    // Tap tx reads padded position ox*s + tx*d: phase (tx*d) mod s, slot ox + (tx*d) / s.
-    let mut tap_slots = [0usize; MAX_TAPS_X];
-    for (tx, slot) in tap_slots[..ax.kernel].iter_mut().enumerate() {
-        let offset = tx * ax.dilation;
-        *slot = (offset % ax.stride) * phase_len + offset / ax.stride;
-    }
+    copy_row(simd, row.buffer, source, ax, 0, row.phase_len);
+    let buffer = &*row.buffer;
     let mut v = 0;
     while v < h.len() {
         let mut acc = rule.init(simd, zero);
-        for &slot in &tap_slots[..ax.kernel] {
-            acc = rule.add(simd, acc, load::<S>(row_buffer, slot + v), zero);
+        for &slot in row.tap_slots {
+            acc = rule.add(simd, acc, load::<S>(buffer, slot + v), zero);
         }
         store::<S>(h, v, acc.value);
         v += lanes;
