@@ -384,6 +384,34 @@ fn plans_report_their_level_and_kernel() {
         "{}",
         wide.kernel_name()
     );
+    // Common 2-D channels-first windows run the fixed-window kernel; dilated ones the general
+    // row kernel; global channels-last pooling its one-pass kernel.
+    let stem = PoolDesc::max(&[3, 3])
+        .strides(&[2, 2])
+        .padding(Padding::symmetric(&[1, 1]));
+    let name = |desc: &PoolDesc, layout, shape: &[usize]| {
+        Plan::<f32>::new(desc, layout, shape).unwrap().kernel_name()
+    };
+    let fixed = name(&stem, Layout::ChannelsFirst, &[1, 4, 112, 112]);
+    assert!(
+        fixed.starts_with("channels_first_fixed_window_max/"),
+        "{fixed}"
+    );
+    let dilated = name(
+        &stem.clone().dilations(&[2, 2]),
+        Layout::ChannelsFirst,
+        &[1, 4, 112, 112],
+    );
+    assert!(dilated.starts_with("channels_first_rows_max/"), "{dilated}");
+    let global = name(
+        &PoolDesc::global_average(),
+        Layout::ChannelsLast,
+        &[2, 64, 7, 7],
+    );
+    assert!(
+        global.starts_with("global_channels_last_average/"),
+        "{global}"
+    );
     assert_eq!(Isa::from_name("v3"), Some(Isa::V3));
     assert_eq!(Isa::from_name("avx9"), None);
 }
