@@ -7,7 +7,8 @@
 //!     every ring row := the op's neutral value (the padding, written once per chunk)
 //!     for each output row (plane, oy) of the task:
 //!         copy the window's input rows this plane has not yet copied into the ring
-//!         (row y in slot y mod ky, split by phase as in `channels_first.rs`)
+//!         (row y in slot y mod the ring size, ky rounded up to a power of two; split by
+//!         phase as in `channels_first.rs`)
 //!         for blocks of 4 (then 1) output vectors:
 //!             acc = init
 //!             for each window row in order, for tx in 0..KX: acc = rule(acc, row[phase][tx / SX + ..])
