@@ -67,19 +67,13 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
                 for pixel in image.chunks_exact(channels) {
                     let mut c = 0;
                     while c < whole {
-                        let running = Acc {
-                            value: load::<S>(acc, c),
-                            index: zero,
-                        };
+                        let running = running_at::<S>(acc, c, zero);
                         let x = load::<S>(pixel, c);
                         store::<S>(acc, c, rule.add(simd, running, x, zero).value);
                         c += lanes;
                     }
                     if c < channels {
-                        let running = Acc {
-                            value: load::<S>(acc, c),
-                            index: zero,
-                        };
+                        let running = running_at::<S>(acc, c, zero);
                         let x = load_first::<S>(pixel, c, channels - c, R::FILL);
                         store::<S>(acc, c, rule.add(simd, running, x, zero).value);
                     }
@@ -87,10 +81,7 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
                 let out = &mut output[local * channels..][..channels];
                 let mut c = 0;
                 while c < channels {
-                    let running = Acc {
-                        value: load::<S>(acc, c),
-                        index: zero,
-                    };
+                    let running = running_at::<S>(acc, c, zero);
                     let value = rule.finish(simd, running, divisor);
                     if c + lanes <= channels {
                         store::<S>(out, c, value);
@@ -102,5 +93,14 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
             }
         }
         scratch::give_back(buffer);
+    }
+}
+
+/// The running result of channels `c..c + lanes` as an accumulator (no index: values only).
+#[inline(always)]
+fn running_at<S: Simd>(acc: &[f32], c: usize, zero: S::u32s) -> Acc<S> {
+    Acc {
+        value: load::<S>(acc, c),
+        index: zero,
     }
 }

@@ -115,12 +115,11 @@ impl WithSimd for SeparableMax<'_> {
                     *slot = (offset % ax.stride) * phase_len + offset / ax.stride;
                 }
             }
-            let row_taps = RowTaps {
+            let mut row_taps = RowTaps {
                 buffer: row_scratch,
                 phase_len,
                 tap_slots: &tap_slots[..if channels_last { 0 } else { ax.kernel }],
             };
-            let mut row_taps = row_taps;
             let mut keys: [Option<(usize, usize, usize)>; MAX_RING] = [None; MAX_RING];
             let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
             for local_row in 0..rows.len() {
