@@ -192,7 +192,9 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
 
 /// Where a chunk's input elements sit in a ring row, the same for every row: slot `i` of phase
 /// `p` holds input element `start + SX * i + p`, for slots `lo[p]..hi[p]` (the others keep the
-/// padding). Computed once per chunk, so that a row copy is loops and nothing else.
+/// padding). Computed once per chunk, so that a row copy is loops and nothing else: the
+/// compile-time-stride counterpart of `channels_first::copy_row`, which the general and
+/// separable kernels (any stride) still use and recompute per row.
 struct RowSpans<const SX: usize> {
     start: isize,
     lo: [usize; SX],

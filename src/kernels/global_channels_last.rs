@@ -56,9 +56,10 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
         let whole = channels / lanes * lanes;
         let zero = simd.splat_u32s(0);
         let init = rule.init(simd, zero).value;
-        let mut buffer = scratch::take(channels.div_ceil(lanes) * lanes);
+        let acc_len = channels.div_ceil(lanes) * lanes;
+        let mut buffer = scratch::take(acc_len);
         {
-            let acc = &mut buffer[..channels.div_ceil(lanes) * lanes];
+            let acc = &mut buffer[..acc_len];
             for (local, n) in rows.enumerate() {
                 let image = &input[n * pixels * channels..][..pixels * channels];
                 for c in (0..acc.len()).step_by(lanes) {
