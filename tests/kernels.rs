@@ -201,6 +201,29 @@ fn edge_grid_on_every_level() {
 }
 
 #[test]
+fn tall_narrow_planes_on_every_level() {
+    // Planes too large for the small-planes kernel with output rows shorter than a vector or a
+    // few vectors: the row kernels' partial-vector and short-tail paths.
+    let lanes: Vec<usize> = Isa::available().iter().map(|isa| isa.lanes()).collect();
+    let mut widths = vec![1, 2, 3];
+    for &l in &lanes {
+        widths.extend([l - 1, l + 1, 2 * l + 1, 3 * l + 1]);
+    }
+    widths.sort_unstable();
+    widths.dedup();
+    let mut runs = 0;
+    for (name, desc) in windows() {
+        for &width in &widths {
+            // 700 rows: more than 2048 elements per plane at the narrowest input (3; the small-planes
+            // kernel takes planes up to 8192 / lanes elements).
+            let shape = [1, 2, 700, 2 * width + 1];
+            runs += check_everywhere(name, &desc, Layout::ChannelsFirst, &shape);
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn one_and_three_dimensions_on_every_level() {
     let cases: Vec<(PoolDesc, Vec<usize>)> = vec![
         (
