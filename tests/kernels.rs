@@ -214,8 +214,8 @@ fn tall_narrow_planes_on_every_level() {
     let mut runs = 0;
     for (name, desc) in windows() {
         for &width in &widths {
-            // 700 rows: more than 2048 elements per plane at the narrowest input (3; the small-planes
-            // kernel takes planes up to 8192 / lanes elements).
+            // 700 rows: over 2048 elements per plane even 3 wide (the small-planes kernel
+            // takes planes up to 8192 / lanes elements).
             let shape = [1, 2, 700, 2 * width + 1];
             runs += check_everywhere(name, &desc, Layout::ChannelsFirst, &shape);
         }
