@@ -1,6 +1,6 @@
-//! Times one bench-suite-like case on one thread, for profiling:
+//! Times one bench-suite-like case (on one thread unless `PAR=1`), for profiling:
 //! `cargo run --release --example profile_case -- nchw|nhwc [resnet|vgg|alexnet|train|sppf|inception|tiny|small|global]`
-//! (`ITERS=n` calls; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
+//! (`ITERS=n` calls; `PAR=1` runs on rayon's pool (one thread per core); `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
 //! `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape).
 
 use nnpool::{Layout, Padding, Plan, PoolDesc};
@@ -62,7 +62,7 @@ fn main() {
     };
     let mut plan = Plan::<f32>::new(&desc, layout, &shape)
         .unwrap()
-        .with_parallel(false);
+        .with_parallel(std::env::var("PAR").is_ok());
     if std::env::var("DIRECT").is_ok() {
         plan = plan.without_separable();
     }

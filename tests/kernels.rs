@@ -1,9 +1,9 @@
 //! Every kernel path on every instruction-set level this machine runs (forced one at a time),
 //! across an edge grid: channel counts and widths at lanes - 1, lanes, lanes + 1 and around the
-//! 4-vector blocks, windows partly in padding, inputs smaller than the window, stride larger than
-//! the window, ceil mode, dilation, n > 1, every op. Each result is checked against the reference
-//! by the contract, written inside sentinels, and must be bit-identical across levels and thread
-//! counts.
+//! 4- and 8-vector blocks, windows partly in padding, inputs smaller than the window, stride
+//! larger than the window, ceil mode, dilation, n > 1, every op. Each result is checked against
+//! the reference by the contract, written inside sentinels, and must be bit-identical across
+//! levels and thread counts.
 
 mod common;
 
@@ -172,10 +172,19 @@ fn edge_grid_on_every_level() {
     println!("levels run: {available:?}; not on this machine: {missing:?}");
     let lanes: Vec<usize> = available.iter().map(|isa| isa.lanes()).collect();
     let widest = *lanes.iter().max().unwrap();
-    // Channel counts and widths around every level's vector and 4-vector block.
+    // Channel counts and widths around every level's vector and 4- and 8-vector blocks.
     let mut sizes = vec![1, 2, 3];
     for &l in &lanes {
-        sizes.extend([l - 1, l, l + 1, 4 * l - 1, 4 * l, 4 * l + 1]);
+        sizes.extend([
+            l - 1,
+            l,
+            l + 1,
+            4 * l - 1,
+            4 * l,
+            4 * l + 1,
+            8 * l - 1,
+            8 * l + 1,
+        ]);
     }
     sizes.sort_unstable();
     sizes.dedup();

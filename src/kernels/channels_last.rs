@@ -3,7 +3,7 @@
 //! ```text
 //! for each output row (n, oz, oy) of the task:    z and y taps clipped to the input, once per row
 //!     for ox in border ∪ interior ∪ border:       interior x taps need no clipping
-//!         for channel blocks of 4, then 1 vectors, then a partial vector:
+//!         for channel blocks of 8 (sums) or 4, then 1 vectors, then a partial vector:
 //!             acc = init (max: −∞ at the window's first input element)
 //!             for each tap (z, y, x) inside the input, in row-major window order:
 //!                 acc = rule(acc, input[n, z, y, x, c..c + lanes])
@@ -12,8 +12,8 @@
 //!
 //! The channels of one pixel are contiguous, so every load is a plain vector load, padding taps
 //! are simply not visited, and every lane sees its window in the reference's order: results are
-//! bit-identical to the reference on every level. Several vector accumulators per block hide the
-//! latency of the compare/select chain.
+//! bit-identical to the reference on every level. Several vector accumulators per block (4, 8 for
+//! sums) hide the latency of each chain.
 
 use std::ops::Range;
 
@@ -110,6 +110,22 @@ fn pixel<S: Simd, R: Reducer>(
     let lanes = lanes::<S>();
     let channels = plan.channels;
     let mut c = 0;
+    // Sums have more latency than throughput to hide: 8 chains at a time (`inception` NHWC
+    // 19 % faster than with blocks of 4, best of 10 alternated runs; max gained nothing).
+    while R::SUMS && c + 8 * lanes <= channels {
+        let accs = block::<S, R, 8>(simd, rule, plan, input, window, c, lanes);
+        finish(
+            simd,
+            rule,
+            window,
+            &accs,
+            output,
+            indices.as_deref_mut(),
+            at + c,
+            lanes,
+        );
+        c += 8 * lanes;
+    }
     while c + 4 * lanes <= channels {
         let accs = block::<S, R, 4>(simd, rule, plan, input, window, c, lanes);
         finish(
