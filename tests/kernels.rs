@@ -233,6 +233,22 @@ fn tall_narrow_planes_on_every_level() {
 }
 
 #[test]
+fn small_planes_in_groups_on_every_level() {
+    // The small-planes kernel runs a level's lanes of planes at a time: plane counts around 8 and
+    // 16 give whole groups (transposed in and out on v3) and a last partial group; 7x9 outputs
+    // leave pixels past the last multiple of 8.
+    let mut runs = 0;
+    for (name, desc) in windows() {
+        for planes in [7, 8, 9, 16, 17] {
+            for shape in [[2, planes, 8, 8], [1, planes, 14, 18]] {
+                runs += check_everywhere(name, &desc, Layout::ChannelsFirst, &shape);
+            }
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn one_and_three_dimensions_on_every_level() {
     let cases: Vec<(PoolDesc, Vec<usize>)> = vec![
         (

@@ -137,7 +137,19 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                     }
                 }
             }
-            // Back to channels-first: plane l's rows, where the task holds them.
+            // Back to channels-first: plane l's rows, where the task holds them. Whole planes
+            // of 8 go through the 8x8 transpose where they can (values only).
+            let whole = count == 8
+                && (row_lo, row_hi) == (0, rows_per_plane)
+                && rows.start <= p0 * rows_per_plane
+                && (p0 + count) * rows_per_plane <= rows.end;
+            let transposed = if whole && !R::TRACKS_INDEX {
+                let out_start = (p0 * rows_per_plane - rows.start) * ax.output;
+                let out = &mut output[out_start..][..count * out_pixels];
+                transpose_out(simd, values, out_pixels, out)
+            } else {
+                0
+            };
             for l in 0..count {
                 let plane_rows = (p0 + l) * rows_per_plane;
                 let lo = rows.start.max(plane_rows + row_lo);
@@ -147,6 +159,9 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                 }
                 let pixels = (lo - plane_rows) * ax.output..(hi - plane_rows) * ax.output;
                 let out = (lo - rows.start) * ax.output..(hi - rows.start) * ax.output;
+                // Pixels the transpose wrote (whole planes: from the plane's first pixel).
+                let pixels = pixels.start + transposed..pixels.end;
+                let out = out.start + transposed..out.end;
                 let lane = |results: &[f32], pixel: usize| results[pixel * lanes + l];
                 for (o, pixel) in output[out.clone()].iter_mut().zip(pixels.clone()) {
                     *o = lane(values, pixel);
@@ -195,6 +210,36 @@ fn transpose_in<S: Simd>(simd: S, planes: &[f32], plane_len: usize, block: &mut 
             block[pixel * lanes + l] = x;
         }
     }
+}
+
+/// `planes[l * out_pixels + pixel] = results[pixel * 8 + l]` for 8 planes, 8 pixels at a time
+/// through the 8x8 transpose on v3 (the per-element copy was the largest part of a `tiny_max`
+/// call left); returns how many pixels of each plane it wrote (0 elsewhere).
+#[inline(always)]
+fn transpose_out<S: Simd>(
+    simd: S,
+    results: &[f32],
+    out_pixels: usize,
+    planes: &mut [f32],
+) -> usize {
+    let _ = (simd, results, out_pixels, &planes);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        if let Some(v3) = (&simd as &dyn Any).downcast_ref::<pulp::x86::V3>() {
+            let done = out_pixels / 8 * 8;
+            for pixel in (0..done).step_by(8) {
+                let rows: [__m256; 8] =
+                    core::array::from_fn(|k| read(&results[(pixel + k) * 8..][..8]));
+                for (l, row) in transpose_8x8(*v3, rows).iter().enumerate() {
+                    planes[l * out_pixels + pixel..][..8]
+                        .copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(row)));
+                }
+            }
+            return done;
+        }
+    }
+    0
 }
 
 #[cfg(target_arch = "x86_64")]
