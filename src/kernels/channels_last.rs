@@ -3,7 +3,7 @@
 //! ```text
 //! for each output row (n, oz, oy) of the task:    z and y taps clipped to the input, once per row
 //!     for ox in border ∪ interior ∪ border:       interior x taps need no clipping
-//!         for channel blocks of 8 (sums) or 4, then 1 vectors, then a partial vector:
+//!         for channel blocks of 8 (sums) or 4, then the last 1-3 vectors, then a partial one:
 //!             acc = init (max: −∞ at the window's first input element)
 //!             for each tap (z, y, x) inside the input, in row-major window order:
 //!                 acc = rule(acc, input[n, z, y, x, c..c + lanes])
@@ -140,19 +140,22 @@ fn pixel<S: Simd, R: Reducer>(
         );
         c += 4 * lanes;
     }
-    while c + lanes <= channels {
-        let accs = block::<S, R, 1>(simd, rule, plan, input, window, c, lanes);
-        finish(
-            simd,
-            rule,
-            window,
-            &accs,
-            output,
-            indices.as_deref_mut(),
-            at + c,
-            lanes,
-        );
-        c += lanes;
+    // The last 1-3 whole vectors as one block: their chains run side by side and the tap loops
+    // run once (`tiny_max` NHWC, 16 channels: 0.47 -> 0.29 µs; 24 channels 56x56 3x3/2:
+    // 38 -> 18 µs, best of 10 and 6 alternated runs).
+    macro_rules! rest {
+        ($v:literal) => {{
+            let accs = block::<S, R, $v>(simd, rule, plan, input, window, c, lanes);
+            let (out, idx) = (&mut *output, indices.as_deref_mut());
+            finish(simd, rule, window, &accs, out, idx, at + c, lanes);
+            c += $v * lanes;
+        }};
+    }
+    match (channels - c) / lanes {
+        0 => {}
+        1 => rest!(1),
+        2 => rest!(2),
+        _ => rest!(3),
     }
     if c < channels {
         let accs = block::<S, R, 1>(simd, rule, plan, input, window, c, channels - c);
