@@ -43,7 +43,8 @@ use crate::plan::Reduction;
 pub(crate) const SHAPES: [(usize, usize); 6] = [(2, 1), (2, 2), (3, 1), (3, 2), (5, 1), (5, 2)];
 
 /// Inputs from this many elements (4 MiB, past L2) ask for the input row [`PREFETCH_ROWS`]
-/// ahead of each row they copy.
+/// ahead of each row they copy. Starting at 512 KiB (session 4) or 256 KiB (session 5) made
+/// `resnet` and `alexnet` NCHW no faster in alternated runs.
 const PREFETCH_FROM: usize = 1 << 20;
 
 /// How far ahead a row copy prefetches, in input rows. Measured with `profile_case nchw vgg`
