@@ -111,7 +111,7 @@ fn pixel<S: Simd, R: Reducer>(
     let channels = plan.channels;
     let mut c = 0;
     // Sums have more latency than throughput to hide: 8 chains at a time (`inception` NHWC
-    // 19 % faster than with blocks of 4, best of 10 alternated runs; max gained nothing).
+    // 19 % faster than with blocks of 4, best of 10 alternated runs; max was not tried).
     while R::SUMS && c + 8 * lanes <= channels {
         let accs = block::<S, R, 8>(simd, rule, plan, input, window, c, lanes);
         finish(
