@@ -171,7 +171,7 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
                     // (generic over the row count: 1.2x slower with one row, 2.5x with two;
                     // the accumulators no longer stayed in registers).
                     let remaining = width - v;
-                    if remaining > 0 && width < lanes {
+                    if width < lanes {
                         let [acc] = window.block::<S, R, KX, SX, 1>(simd, rule, 0);
                         let value = rule.finish(simd, acc, divisor.at::<R>(simd, x_counts, 0));
                         store_first::<S>(out, 0, width, value);
