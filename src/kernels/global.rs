@@ -5,16 +5,18 @@
 //!     max:  per lane, the running (value, index) over elements lane, lane + L, ...; then the
 //!           lanes are merged: a NaN with the largest index, else the largest value with the
 //!           smallest index (the reference's "first maximum, last NaN" rule)
-//!     sums: each plane's terms in element order, 8 planes side by side (8 independent chains)
+//!     sums: each plane's terms in element order, on v3 16 planes at a time through 8x8
+//!           transposes (one vector holds one pixel of 8 planes), elsewhere 8 planes side by
+//!           side in scalar registers (8 independent chains)
 //! ```
 //!
 //! Both are bit-identical to the reference. Sums keep the reference's order on purpose: another
 //! order (partial sums) rounds differently and even overflows differently (+∞ where the
 //! sequential sum meets +∞ and −∞ and gives NaN), which the differential fuzz target found.
-//! An AVX variant that moved 8 planes per vector through in-lane 4×4 transposes (fewer loads
-//! and shuffles than this loop's one insert per element) ran no faster: 18-29 µs against 19-24
-//! µs per [1, 2048, 7, 7] call in L2 (`BATCH=1 cargo run --release --example profile_case --
-//! nchw global`, old and new alternated), so the portable loop stays.
+//! The transposed loop, measured with `profile_case nchw global` (old and new binaries
+//! alternated, best of 6): [1, 2048, 7, 7] in L2 14-21 µs against 23-26 µs; [32, 2048, 7, 7]
+//! 560 µs against 750-800 µs. (An earlier variant with in-lane 4x4 transposes measured no gain;
+//! this one keeps 16 planes in flight and prefetches further ahead.)
 
 use std::ops::Range;
 
@@ -53,7 +55,19 @@ impl<R: Reducer> WithSimd for GlobalChannelsFirst<'_, R> {
         if R::SUMS {
             let planes = &input[rows.start * plane_len..rows.end * plane_len];
             let prefetch = input.len() >= PREFETCH_FROM;
-            sum_planes(rule, planes, plane_len, divisor, output, prefetch);
+            let prefetcher =
+                |group_len: usize| Prefetcher::new(prefetch && group_len <= PREFETCH_MAX_GROUP);
+            #[cfg(target_arch = "x86_64")]
+            let (planes, output) = match super::transpose::as_v3(simd) {
+                Some(v3) => {
+                    let done = sum_planes_transposed(
+                        v3, rule, planes, plane_len, divisor, output, prefetcher,
+                    );
+                    (&planes[done * plane_len..], &mut output[done..])
+                }
+                None => (planes, output),
+            };
+            sum_planes(rule, planes, plane_len, divisor, output, prefetcher);
             return;
         }
         for (local, plane) in rows.enumerate() {
@@ -73,6 +87,12 @@ const PLANES_AT_ONCE: usize = 8;
 
 /// Groups of planes between the one being summed and the one being prefetched.
 const PREFETCH_GROUPS: usize = 4;
+
+/// Pairs of groups between the pair being summed and the one prefetched, in the transposed
+/// loop, which runs faster than the portable one and needs its data earlier. Measured with
+/// `profile_case nchw global` (32 x 2048 planes of 7x7, best of 8 alternated runs): 2 pairs
+/// 630 µs, 4 pairs 575 µs, 8 pairs 660 µs.
+const PREFETCH_PAIRS: usize = 4;
 
 /// Plan inputs from this many elements (8 MiB) prefetch. Measured with `BATCH=n profile_case
 /// nchw global` (n x 2048 planes of 7x7, without and with prefetching alternated, 2-4 runs):
@@ -95,12 +115,12 @@ fn sum_planes<R: Reducer>(
     plane_len: usize,
     divisor: f32,
     output: &mut [f32],
-    prefetch_ahead: bool,
+    prefetcher: impl Fn(usize) -> Prefetcher,
 ) {
     let group_len = PLANES_AT_ONCE * plane_len.max(1);
     let mut groups = planes.chunks_exact(group_len);
     let mut outputs = output.chunks_exact_mut(PLANES_AT_ONCE);
-    let prefetcher = Prefetcher::new(prefetch_ahead && group_len <= PREFETCH_MAX_GROUP);
+    let prefetcher = prefetcher(group_len);
     for (g, (group, out)) in (&mut groups).zip(&mut outputs).enumerate() {
         let ahead = ((g + PREFETCH_GROUPS) * group_len).min(planes.len());
         prefetcher.fetch(&planes[ahead..], group_len);
@@ -135,6 +155,85 @@ fn sum_planes<R: Reducer>(
     for (out, plane) in outputs.into_remainder().iter_mut().zip(rest) {
         let sum = plane.iter().fold(0.0f32, |sum, &x| sum + rule.term(x));
         *out = rule.finish_one(sum, divisor);
+    }
+}
+
+/// On v3, planes at least 8 long are summed 8 per vector: 8 pixels of each of 8 planes go
+/// through the 8x8 transpose, so that one vector holds one pixel of the 8 planes, and are added
+/// in pixel order (lane l is plane l's sum in the reference's order, so the same bits). A row
+/// past the last multiple of 8 is read from `plane_len - 8` and only its new columns are added.
+/// Two groups per step give two independent chains of adds. Returns how many planes (a multiple
+/// of 16) it summed; the portable loop does the rest.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sum_planes_transposed<R: Reducer>(
+    v3: pulp::x86::V3,
+    rule: R,
+    planes: &[f32],
+    plane_len: usize,
+    divisor: f32,
+    output: &mut [f32],
+    prefetcher: impl Fn(usize) -> Prefetcher,
+) -> usize {
+    if plane_len < 8 {
+        return 0;
+    }
+    let group_len = 8 * plane_len;
+    let whole = plane_len / 8 * 8;
+    let prefetcher = prefetcher(2 * group_len);
+    let no_index = v3.splat_u32s(0);
+    let mut pairs = planes.chunks_exact(2 * group_len);
+    let mut outputs = output.chunks_exact_mut(16);
+    let mut done = 0;
+    for (p, (pair, out)) in (&mut pairs).zip(&mut outputs).enumerate() {
+        let ahead = ((2 * (p + PREFETCH_PAIRS)) * group_len).min(planes.len());
+        prefetcher.fetch(&planes[ahead..], 2 * group_len);
+        let (first, second) = pair.split_at(group_len);
+        let mut acc = [rule.init(v3, no_index); 2];
+        for pixel in (0..whole).step_by(8) {
+            add_columns(v3, rule, &mut acc[0], first, plane_len, pixel, 0);
+            add_columns(v3, rule, &mut acc[1], second, plane_len, pixel, 0);
+        }
+        if whole < plane_len {
+            let from = 8 - (plane_len - whole);
+            add_columns(v3, rule, &mut acc[0], first, plane_len, plane_len - 8, from);
+            add_columns(
+                v3,
+                rule,
+                &mut acc[1],
+                second,
+                plane_len,
+                plane_len - 8,
+                from,
+            );
+        }
+        let divisor = v3.splat_f32s(divisor);
+        for (out, acc) in out.chunks_exact_mut(8).zip(acc) {
+            let sums: [f32; 8] = bytemuck::cast(rule.finish(v3, acc, divisor));
+            out.copy_from_slice(&sums);
+        }
+        done += 16;
+    }
+    done
+}
+
+/// Adds columns `from..8` of the 8x8 block at `pixel` of the 8 planes in `group` to `acc`
+/// (a function, not a closure: closures do not inherit the level's target features).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn add_columns<R: Reducer>(
+    v3: pulp::x86::V3,
+    rule: R,
+    acc: &mut super::reduce::Acc<pulp::x86::V3>,
+    group: &[f32],
+    plane_len: usize,
+    pixel: usize,
+    from: usize,
+) {
+    use super::transpose::{read, transpose_8x8};
+    let rows = core::array::from_fn(|l| read(&group[l * plane_len + pixel..]));
+    for &column in &transpose_8x8(v3, rows)[from..] {
+        *acc = rule.add(v3, *acc, bytemuck::cast(column), v3.splat_u32s(0));
     }
 }
 

@@ -17,6 +17,8 @@ mod scratch;
 pub(crate) mod separable;
 mod simd_io;
 pub(crate) mod small_planes;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 use std::ops::Range;
 

@@ -193,13 +193,13 @@ fn transpose_in<S: Simd>(simd: S, planes: &[f32], plane_len: usize, block: &mut 
     let _ = simd;
     #[cfg(target_arch = "x86_64")]
     if count == 8 {
-        use core::any::Any;
-        if let Some(v3) = (&simd as &dyn Any).downcast_ref::<pulp::x86::V3>() {
+        use super::transpose::{as_v3, read, transpose_8x8};
+        if let Some(v3) = as_v3(simd) {
             done = plane_len / 8 * 8;
             for pixel in (0..done).step_by(8) {
-                let rows: [__m256; 8] =
+                let rows: [core::arch::x86_64::__m256; 8] =
                     core::array::from_fn(|l| read(&planes[l * plane_len + pixel..][..8]));
-                for (k, column) in transpose_8x8(*v3, rows).iter().enumerate() {
+                for (k, column) in transpose_8x8(v3, rows).iter().enumerate() {
                     block[(pixel + k) * 8..][..8]
                         .copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(column)));
                 }
@@ -227,13 +227,13 @@ fn transpose_out<S: Simd>(
     let _ = (simd, results, out_pixels, &planes);
     #[cfg(target_arch = "x86_64")]
     {
-        use core::any::Any;
-        if let Some(v3) = (&simd as &dyn Any).downcast_ref::<pulp::x86::V3>() {
+        use super::transpose::{as_v3, read, transpose_8x8};
+        if let Some(v3) = as_v3(simd) {
             let done = out_pixels / 8 * 8;
             for pixel in (0..done).step_by(8) {
-                let rows: [__m256; 8] =
+                let rows: [core::arch::x86_64::__m256; 8] =
                     core::array::from_fn(|k| read(&results[(pixel + k) * 8..][..8]));
-                for (l, row) in transpose_8x8(*v3, rows).iter().enumerate() {
+                for (l, row) in transpose_8x8(v3, rows).iter().enumerate() {
                     planes[l * out_pixels + pixel..][..8]
                         .copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(row)));
                 }
@@ -242,52 +242,4 @@ fn transpose_out<S: Simd>(
         }
     }
     0
-}
-
-#[cfg(target_arch = "x86_64")]
-use core::arch::x86_64::__m256;
-
-/// Eight f32 as an AVX vector.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn read(eight: &[f32]) -> __m256 {
-    bytemuck::pod_read_unaligned(bytemuck::cast_slice(eight))
-}
-
-/// Rows `r[l]` (plane l, 8 pixels) to columns (pixel k, 8 planes): pairs interleaved, then
-/// 64-bit pairs, then 128-bit halves.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn transpose_8x8(v3: pulp::x86::V3, r: [__m256; 8]) -> [__m256; 8] {
-    let avx = v3.avx;
-    let t = [
-        avx._mm256_unpacklo_ps(r[0], r[1]),
-        avx._mm256_unpackhi_ps(r[0], r[1]),
-        avx._mm256_unpacklo_ps(r[2], r[3]),
-        avx._mm256_unpackhi_ps(r[2], r[3]),
-        avx._mm256_unpacklo_ps(r[4], r[5]),
-        avx._mm256_unpackhi_ps(r[4], r[5]),
-        avx._mm256_unpacklo_ps(r[6], r[7]),
-        avx._mm256_unpackhi_ps(r[6], r[7]),
-    ];
-    let u = [
-        avx._mm256_shuffle_ps::<0x44>(t[0], t[2]),
-        avx._mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-        avx._mm256_shuffle_ps::<0x44>(t[1], t[3]),
-        avx._mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-        avx._mm256_shuffle_ps::<0x44>(t[4], t[6]),
-        avx._mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-        avx._mm256_shuffle_ps::<0x44>(t[5], t[7]),
-        avx._mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-    ];
-    [
-        avx._mm256_permute2f128_ps::<0x20>(u[0], u[4]),
-        avx._mm256_permute2f128_ps::<0x20>(u[1], u[5]),
-        avx._mm256_permute2f128_ps::<0x20>(u[2], u[6]),
-        avx._mm256_permute2f128_ps::<0x20>(u[3], u[7]),
-        avx._mm256_permute2f128_ps::<0x31>(u[0], u[4]),
-        avx._mm256_permute2f128_ps::<0x31>(u[1], u[5]),
-        avx._mm256_permute2f128_ps::<0x31>(u[2], u[6]),
-        avx._mm256_permute2f128_ps::<0x31>(u[3], u[7]),
-    ]
 }
