@@ -52,6 +52,10 @@ fn windows() -> Vec<(&'static str, PoolDesc)> {
                     .padding(Padding::symmetric(&[1, 1])),
             ),
             (
+                "3x3/2 no padding",
+                PoolDesc::new(op, &[3, 3]).strides(&[2, 2]),
+            ),
+            (
                 "3x3/1 pad 1",
                 PoolDesc::new(op, &[3, 3])
                     .strides(&[1, 1])
