@@ -42,7 +42,7 @@
 //!   window, or with `count_include_pad` by the taps inside `[-pb, in + pe)`, or by the override;
 //! - Lp: `(sum |x|^p)^(1/p)` over the input elements; global: the window is the whole extent.
 //!
-//! [`reference`] implements exactly this, naively; it is the oracle every fast path is tested
+//! [`reference`](mod@reference) implements exactly this, naively; it is the oracle every fast path is tested
 //! against.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
