@@ -253,6 +253,45 @@ fn small_planes_in_groups_on_every_level() {
 }
 
 #[test]
+fn whole_windows_in_padded_blocks_on_every_level() {
+    // Square 2x2 and 3x3 windows run in the small-planes kernel with the padding inside the
+    // transposed block (whole windows everywhere, as far as ceil mode reaches), also for output
+    // rows wider than 4 vectors; max with indices keeps the plain block and the general loop,
+    // whose x taps are computed on the fly past 64 outputs.
+    let mut runs = 0;
+    for op in [PoolOp::Max, PoolOp::Average, PoolOp::Lp { p: 2.0 }] {
+        let descs = [
+            PoolDesc::new(op, &[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[1, 1])),
+            PoolDesc::new(op, &[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1]))
+                .ceil_mode(true),
+            PoolDesc::new(op, &[2, 2]).ceil_mode(true),
+            PoolDesc::new(op, &[2, 2])
+                .strides(&[1, 1])
+                .padding(Padding::explicit(&[1, 0], &[0, 1])),
+        ];
+        for desc in descs {
+            let include_pad = [false, true];
+            let variants: &[bool] = if op == PoolOp::Average {
+                &include_pad
+            } else {
+                &[false]
+            };
+            for &include in variants {
+                let desc = desc.clone().count_include_pad(include);
+                for shape in [[1, 9, 20, 40], [1, 17, 6, 100], [2, 8, 9, 11], [1, 3, 5, 7]] {
+                    runs += check_everywhere("padded block", &desc, Layout::ChannelsFirst, &shape);
+                }
+            }
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn one_and_three_dimensions_on_every_level() {
     let cases: Vec<(PoolDesc, Vec<usize>)> = vec![
         (

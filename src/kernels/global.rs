@@ -230,8 +230,8 @@ fn add_columns<R: Reducer>(
     pixel: usize,
     from: usize,
 ) {
-    use super::transpose::{read, transpose_8x8};
-    let rows = core::array::from_fn(|l| read(&group[l * plane_len + pixel..]));
+    use super::transpose::{read_block, transpose_8x8};
+    let rows = read_block(group, pixel, plane_len);
     for &column in &transpose_8x8(v3, rows)[from..] {
         *acc = rule.add(v3, *acc, bytemuck::cast(column), v3.splat_u32s(0));
     }

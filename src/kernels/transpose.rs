@@ -15,10 +15,38 @@ pub(crate) fn as_v3<S: Simd>(simd: S) -> Option<V3> {
     (&simd as &dyn Any).downcast_ref::<V3>().copied()
 }
 
-/// Eight f32 as an AVX vector.
+/// The 8x8 block whose row `l` is `data[start + l * stride..][..8]`. Rows are peeled off one
+/// after another (two compares each) and the array is written out, not built by
+/// `array::from_fn`: that call was not inlined and, with `from_fn`'s checked slice per row,
+/// cost more instructions than the transpose (`callgrind` on `profile_case nchw inception`).
 #[inline(always)]
-pub(crate) fn read(eight: &[f32]) -> __m256 {
-    bytemuck::pod_read_unaligned(bytemuck::cast_slice(&eight[..8]))
+pub(crate) fn read_block(data: &[f32], start: usize, stride: usize) -> [__m256; 8] {
+    let mut rest = &data[start..];
+    let mut next = || {
+        let row: __m256 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&rest[..8]));
+        rest = rest.get(stride..).unwrap_or(&[]);
+        row
+    };
+    [
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+    ]
+}
+
+/// Writes `rows[l]` to `data[start + l * stride..][..8]`.
+#[inline(always)]
+pub(crate) fn write_block(data: &mut [f32], start: usize, stride: usize, rows: [__m256; 8]) {
+    let mut rest = &mut data[start..];
+    for row in rows {
+        rest[..8].copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(&row)));
+        rest = rest.get_mut(stride..).unwrap_or_default();
+    }
 }
 
 /// Rows `r[l]` (plane l, 8 pixels) to columns (pixel k, 8 planes): pairs interleaved, then
