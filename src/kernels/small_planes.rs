@@ -36,10 +36,12 @@ use crate::Plan;
 const SCRATCH: usize = 8 * 1024;
 
 /// The same bounds for plans whose windows are all whole in the block ([`Scheme::whole`]),
-/// whatever their output width (64 KiB each: L2). `inception`'s 35x35 planes (a 37x37 block)
-/// fit and run faster here than in the row kernel: see [`Scheme::of`]. Larger bounds were not
-/// measured (`alexnet`'s 55x55 planes ran no faster here with their 3025-pixel blocks).
-const WHOLE_SCRATCH: usize = 16 * 1024;
+/// whatever their output width (128 KiB each: L2). Measured with `profile_case` against 16 Ki
+/// elements (old and new binaries alternated, best 3 of 6-8 runs): `alexnet` NCHW (55x55
+/// planes, 3x3/2) 164-233 µs in the row kernel to 135-144 µs here, `train` NCHW (56x56 planes
+/// with a 57x57 block, 3x3/2 pad 1) 4.3-6.6 ms to 3.3-5.6 ms. `inception`'s 35x35 planes fit
+/// either way: see [`Scheme::of`].
+const WHOLE_SCRATCH: usize = 32 * 1024;
 
 /// The widest level's lanes (v4): output rows are shorter than 4 of its vectors.
 const MAX_LANES: usize = 16;
