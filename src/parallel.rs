@@ -57,7 +57,17 @@ pub(crate) fn run(
         kernels::run_rows(plan, kernel, isa, input, output, indices, 0..rows);
         return;
     }
-    let band = rows.div_ceil(tasks);
+    // Bands of whole groups where the kernel works in groups (forced bands stay as asked, so
+    // tests reach every band edge).
+    let multiple = match plan.forced_tasks {
+        Some(_) => 1,
+        None => kernels::band_rows_multiple(plan),
+    };
+    let band = rows.div_ceil(tasks).next_multiple_of(multiple);
+    if band >= rows {
+        kernels::run_rows(plan, kernel, isa, input, output, indices, 0..rows);
+        return;
+    }
     let chunk = band * row_len;
     match indices {
         None => output
