@@ -29,6 +29,7 @@ use pulp::{Simd, WithSimd};
 use super::reduce::{Acc, Reducer};
 use super::simd_io::{lanes, load, store};
 use crate::Plan;
+use crate::geometry::Taps;
 
 /// Elements of the scratch that holds one transposed block of inputs (32 KiB: it stays in L1),
 /// and the bound for its transposed results. A 128 KiB block let 55x55 planes in, but they ran
@@ -244,6 +245,51 @@ impl BlockWindows<'_> {
     }
 }
 
+impl BlockWindows<'_> {
+    /// Any window of a plain block (its pixels are the plane's indices): tap counts per output,
+    /// `x_taps` holding the first outputs' x taps (the rest are computed on the fly).
+    /// Tried and not kept here: four output pixels per pass with their chains interleaved
+    /// (`tiny` NCHW no faster, 16x16 planes 10 % slower, best of 6-10 alternated runs; the
+    /// whole-window loop does gain from it).
+    #[inline(always)]
+    fn general<S: Simd, R: Reducer>(self, simd: S, rule: R, plan: &Plan<f32>, x_taps: &[Taps]) {
+        let lanes = lanes::<S>();
+        let [az, ay, ax] = &plan.axes;
+        let plane_index = |z: usize, y: usize, x: usize| (z * ay.input + y) * ax.input + x;
+        for row in self.rows {
+            let (oz, oy) = (row / ay.output, row % ay.output);
+            let (tz, ty) = (az.taps(oz), ay.taps(oy));
+            for ox in 0..ax.output {
+                let tx = x_taps.get(ox).copied().unwrap_or_else(|| ax.taps(ox));
+                let first = plane_index(tz.first, ty.first, tx.first);
+                let mut acc = rule.init(simd, simd.splat_u32s(first as u32));
+                for iz in 0..tz.count {
+                    let z = tz.first + iz * az.dilation;
+                    for iy in 0..ty.count {
+                        let y = ty.first + iy * ay.dilation;
+                        for ix in 0..tx.count {
+                            let x = tx.first + ix * ax.dilation;
+                            let pixel = plane_index(z, y, x);
+                            let value = load::<S>(self.block, pixel * lanes);
+                            acc = rule.add(simd, acc, value, simd.splat_u32s(pixel as u32));
+                        }
+                    }
+                }
+                let divisor = super::divisor(plan.reduction, &[tz, ty, tx]);
+                let at = (row * ax.output + ox) * lanes;
+                store::<S>(
+                    self.values,
+                    at,
+                    rule.finish(simd, acc, simd.splat_f32s(divisor)),
+                );
+                if R::TRACKS_INDEX {
+                    store::<S>(self.chosen, at, bytemuck::cast(acc.index));
+                }
+            }
+        }
+    }
+}
+
 /// Outputs of a row computed side by side with whole windows: independent chains hide the
 /// adder's latency (sums are latency-bound one output at a time).
 const OUTPUTS_AT_ONCE: usize = 4;
@@ -336,8 +382,6 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                     (rows.end - first).min(rows_per_plane),
                 )
             };
-            // Tried and not kept: four output pixels per pass with their chains interleaved
-            // (`tiny` NCHW no faster, 16x16 planes 10 % slower, best of 6-10 alternated runs).
             let windows = BlockWindows {
                 block,
                 values: &mut *values,
@@ -352,46 +396,7 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                 Some(2) => windows.whole::<S, R, 2, 2>(simd, rule, divisors),
                 Some(3) if ax.stride == 1 => windows.whole::<S, R, 3, 1>(simd, rule, divisors),
                 Some(3) => windows.whole::<S, R, 3, 2>(simd, rule, divisors),
-                _ => {
-                    for row in row_lo..row_hi {
-                        let (oz, oy) = (row / ay.output, row % ay.output);
-                        let (tz, ty) = (az.taps(oz), ay.taps(oy));
-                        for ox in 0..ax.output {
-                            let tx = x_taps.get(ox).copied().unwrap_or_else(|| ax.taps(ox));
-                            let plane_index =
-                                |z: usize, y: usize, x: usize| (z * ay.input + y) * ax.input + x;
-                            let first = plane_index(tz.first, ty.first, tx.first);
-                            let mut acc = rule.init(simd, simd.splat_u32s(first as u32));
-                            for iz in 0..tz.count {
-                                let z = tz.first + iz * az.dilation;
-                                for iy in 0..ty.count {
-                                    let y = ty.first + iy * ay.dilation;
-                                    for ix in 0..tx.count {
-                                        let x = tx.first + ix * ax.dilation;
-                                        let pixel = plane_index(z, y, x);
-                                        let value = load::<S>(block, pixel * lanes);
-                                        acc = rule.add(
-                                            simd,
-                                            acc,
-                                            value,
-                                            simd.splat_u32s(pixel as u32),
-                                        );
-                                    }
-                                }
-                            }
-                            let divisor = super::divisor(plan.reduction, &[tz, ty, tx]);
-                            let at = (row * ax.output + ox) * lanes;
-                            store::<S>(
-                                values,
-                                at,
-                                rule.finish(simd, acc, simd.splat_f32s(divisor)),
-                            );
-                            if R::TRACKS_INDEX {
-                                store::<S>(chosen, at, bytemuck::cast(acc.index));
-                            }
-                        }
-                    }
-                }
+                _ => windows.general(simd, rule, plan, &x_taps),
             }
             // Back to channels-first: plane l's rows, where the task holds them. Whole planes
             // of 8 go through the 8x8 transpose where they can (values only).
