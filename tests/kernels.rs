@@ -256,8 +256,16 @@ fn small_planes_in_groups_on_every_level() {
 fn whole_windows_in_padded_blocks_on_every_level() {
     // Square 2x2 and 3x3 windows run in the small-planes kernel with the padding inside the
     // transposed block (whole windows everywhere, as far as ceil mode reaches), also for output
-    // rows wider than 4 vectors; max with indices keeps the plain block and the general loop,
-    // whose x taps are computed on the fly past 64 outputs.
+    // rows wider than 4 vectors and in bands of output rows where a plane's block is too large
+    // for the scratch (the tall and the wide shapes); max with indices keeps the plain block and
+    // the general loop, whose x taps are computed on the fly past 64 outputs.
+    let banded = [[1, 12, 150, 40], [1, 8, 30, 600]];
+    let shapes = [
+        [1, 15, 20, 40],
+        [1, 14, 6, 100],
+        [2, 8, 9, 11],
+        [1, 3, 5, 7],
+    ];
     let mut runs = 0;
     for op in [PoolOp::Max, PoolOp::Average, PoolOp::Lp { p: 2.0 }] {
         let descs = [
@@ -274,16 +282,26 @@ fn whole_windows_in_padded_blocks_on_every_level() {
                 .padding(Padding::explicit(&[1, 0], &[0, 1])),
         ];
         for desc in descs {
-            let include_pad = [false, true];
-            let variants: &[bool] = if op == PoolOp::Average {
-                &include_pad
-            } else {
-                &[false]
-            };
-            for &include in variants {
-                let desc = desc.clone().count_include_pad(include);
-                for shape in [[1, 9, 20, 40], [1, 17, 6, 100], [2, 8, 9, 11], [1, 3, 5, 7]] {
-                    runs += check_everywhere("padded block", &desc, Layout::ChannelsFirst, &shape);
+            let mut variants = vec![desc.clone()];
+            if op == PoolOp::Average {
+                variants.push(desc.clone().count_include_pad(true));
+                variants.push(desc.clone().divisor_override(3.0));
+            }
+            for desc in variants {
+                for shape in shapes.iter().chain(&banded) {
+                    runs += check_everywhere("padded block", &desc, Layout::ChannelsFirst, shape);
+                }
+                // The banded shapes run in the small-planes kernel (on the best level) unless max
+                // windows run separably, or do not overlap (a row kernel streams those).
+                for shape in banded {
+                    let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape).unwrap();
+                    let name = plan.kernel_name();
+                    let small = name.contains("small_planes");
+                    if plan.strides()[0] >= plan.kernel()[0] {
+                        assert!(!small, "{shape:?}: {name}");
+                    } else {
+                        assert!(small || name.starts_with("separable"), "{shape:?}: {name}");
+                    }
                 }
             }
         }

@@ -45,12 +45,12 @@ pub(crate) const SHAPES: [(usize, usize); 6] = [(2, 1), (2, 2), (3, 1), (3, 2), 
 /// Inputs from this many elements (4 MiB, past L2) ask for the input row [`PREFETCH_ROWS`]
 /// ahead of each row they copy. Starting at 512 KiB (session 4) or 256 KiB (session 5) made
 /// `resnet` and `alexnet` NCHW no faster in alternated runs.
-const PREFETCH_FROM: usize = 1 << 20;
+pub(crate) const PREFETCH_FROM: usize = 1 << 20;
 
 /// How far ahead a row copy prefetches, in input rows. Measured with `profile_case nchw vgg`
 /// and `train` (51 MB and 26 MB inputs, v3, 3 alternations of 0, 8 and 16 rows): none 8.3-10.6
 /// ms and 7.2-8.3 ms, 8 rows 6.3-8.7 ms and 5.1-6.8 ms, 16 rows 8.7-9.4 ms and 5.1-7.1 ms.
-const PREFETCH_ROWS: usize = 8;
+pub(crate) const PREFETCH_ROWS: usize = 8;
 
 /// Most rows a window may have (the ring's size, and a stack array of slots per output row).
 const MAX_KY: usize = 16;

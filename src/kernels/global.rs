@@ -25,6 +25,8 @@ use pulp::{Simd, WithSimd};
 use super::prefetch::Prefetcher;
 use super::reduce::Reducer;
 use super::simd_io::{lanes, load, load_first, ramp};
+#[cfg(target_arch = "x86_64")]
+use super::transpose::{read_columns, rows_of, transpose_8x8};
 use crate::Plan;
 
 /// One task: the planes `rows` (flattened (n, c)) of a channels-first global plan.
@@ -189,23 +191,17 @@ fn sum_planes_transposed<R: Reducer>(
         let ahead = ((2 * (p + PREFETCH_PAIRS)) * group_len).min(planes.len());
         prefetcher.fetch(&planes[ahead..], 2 * group_len);
         let (first, second) = pair.split_at(group_len);
+        let first = rows_of(first, 0, plane_len, plane_len);
+        let second = rows_of(second, 0, plane_len, plane_len);
         let mut acc = [rule.init(v3, no_index); 2];
         for pixel in (0..whole).step_by(8) {
-            add_columns(v3, rule, &mut acc[0], first, plane_len, pixel, 0);
-            add_columns(v3, rule, &mut acc[1], second, plane_len, pixel, 0);
+            add_columns(v3, rule, &mut acc[0], &first, pixel, 0);
+            add_columns(v3, rule, &mut acc[1], &second, pixel, 0);
         }
         if whole < plane_len {
             let from = 8 - (plane_len - whole);
-            add_columns(v3, rule, &mut acc[0], first, plane_len, plane_len - 8, from);
-            add_columns(
-                v3,
-                rule,
-                &mut acc[1],
-                second,
-                plane_len,
-                plane_len - 8,
-                from,
-            );
+            add_columns(v3, rule, &mut acc[0], &first, plane_len - 8, from);
+            add_columns(v3, rule, &mut acc[1], &second, plane_len - 8, from);
         }
         let divisor = v3.splat_f32s(divisor);
         for (out, acc) in out.chunks_exact_mut(8).zip(acc) {
@@ -217,7 +213,7 @@ fn sum_planes_transposed<R: Reducer>(
     done
 }
 
-/// Adds columns `from..8` of the 8x8 block at `pixel` of the 8 planes in `group` to `acc`
+/// Adds columns `from..8` of the 8x8 block at `pixel` of the 8 `planes` to `acc`
 /// (a function, not a closure: closures do not inherit the level's target features).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -225,13 +221,11 @@ fn add_columns<R: Reducer>(
     v3: pulp::x86::V3,
     rule: R,
     acc: &mut super::reduce::Acc<pulp::x86::V3>,
-    group: &[f32],
-    plane_len: usize,
+    planes: &[&[f32]; 8],
     pixel: usize,
     from: usize,
 ) {
-    use super::transpose::{read_block, transpose_8x8};
-    let rows = read_block(group, pixel, plane_len);
+    let rows = read_columns(planes, pixel);
     for &column in &transpose_8x8(v3, rows)[from..] {
         *acc = rule.add(v3, *acc, bytemuck::cast(column), v3.splat_u32s(0));
     }

@@ -26,6 +26,8 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
+use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
+use super::prefetch::Prefetcher;
 use super::reduce::{Acc, Reducer};
 use super::simd_io::{lanes, load, store};
 use crate::Plan;
@@ -36,20 +38,21 @@ use crate::geometry::Taps;
 /// no faster than the row kernel (16 planes, 3x3/2 max, v3: 95-99 µs against 100-110 µs).
 const SCRATCH: usize = 8 * 1024;
 
-/// The same bounds for plans whose windows are all whole in the block ([`Scheme::whole`]),
-/// whatever their output width (128 KiB each: L2). Measured with `profile_case` against 16 Ki
-/// elements (old and new binaries alternated, best 3 of 6-8 runs): `alexnet` NCHW (55x55
-/// planes, 3x3/2) 164-233 µs in the row kernel to 135-144 µs here, `train` NCHW (56x56 planes
-/// with a 57x57 block, 3x3/2 pad 1) 4.3-6.6 ms to 3.3-5.6 ms. `inception`'s 35x35 planes fit
-/// either way: see [`Scheme::of`].
+/// The same bounds for one band of output rows of plans whose windows are all whole in the
+/// block ([`Scheme::whole`]), whatever their size (128 KiB each: L2). Measured with
+/// `profile_case` against 16 Ki elements (old and new binaries alternated, best 3 of 6-8
+/// runs): `alexnet` NCHW (55x55 planes, 3x3/2) 164-233 µs in the row kernel to 135-144 µs
+/// here, `train` NCHW (56x56 planes with a 57x57 block, 3x3/2 pad 1) 4.3-6.6 ms to 3.3-5.6 ms.
+/// `inception`'s 35x35 planes fit either way: see [`Scheme::of`].
 const WHOLE_SCRATCH: usize = 32 * 1024;
 
 /// The widest level's lanes (v4): output rows are shorter than 4 of its vectors.
 const MAX_LANES: usize = 16;
 
 /// Whether the plan's planes are small enough for this kernel and its output rows shorter
-/// than the row kernel's block of 4 vectors, or its windows all whole 2x2 or 3x3 ones in a
-/// block of at most [`WHOLE_SCRATCH`]. Measured with `examples/profile_case.rs small`
+/// than the row kernel's block of 4 vectors, or its windows all whole 2x2 or 3x3 ones (in
+/// bands of output rows whose block fits [`WHOLE_SCRATCH`]) with at least 3/4 of the lanes
+/// of its groups of planes in use. Measured with `examples/profile_case.rs small`
 /// (16 planes, 3x3/2 max, v3): 16x16 planes 8 µs here against 15-28 µs in the row kernel,
 /// 24x24 16 µs against 34 µs, 32x32 29 µs against 42 µs. With results written to a transposed
 /// block and copied out per plane (no per-lane branches), 16x16 planes went to 3.5-4.4 µs and
@@ -57,17 +60,20 @@ const MAX_LANES: usize = 16;
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let plane: usize = plan.axes.iter().map(|a| a.input).product();
     let out_pixels: usize = plan.axes.iter().map(|a| a.output).product();
-    let fits = |pixels: usize, limit: usize| {
-        pixels.saturating_mul(lanes) <= limit && out_pixels.saturating_mul(lanes) <= limit
+    let fits = |pixels: usize| {
+        pixels.saturating_mul(lanes) <= SCRATCH && out_pixels.saturating_mul(lanes) <= SCRATCH
     };
-    let narrow = plan.axes[2].output < 4 * lanes.min(MAX_LANES) && fits(plane, SCRATCH);
+    let narrow = plan.axes[2].output < 4 * lanes.min(MAX_LANES) && fits(plane);
+    // A group of planes costs the same with any number of them in use.
+    let planes = plan.batch.saturating_mul(plan.channels);
+    let filled = planes.saturating_mul(4) >= planes.div_ceil(lanes) * lanes * 3;
     // Max plans may run with indices, which use the plain block (never larger).
-    let scheme = Scheme::of(plan, false);
-    narrow || (scheme.whole.is_some() && fits(scheme.shape.pixels(), WHOLE_SCRATCH))
+    narrow || (filled && Scheme::of(plan, false, lanes).whole.is_some())
 }
 
 /// Where a block keeps each plane: `height` rows of `width` pixels (z and y flattened), the
 /// plane's pixels from row `top`, column `left`, the rest (padding) the op's neutral value.
+/// With whole windows, a block holds the rows of one band of output rows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct BlockShape {
     top: usize,
@@ -89,18 +95,21 @@ struct Scheme {
     /// `k` when every window is a whole `k`x`k` one inside the block (2 or 3, 2-D, no
     /// dilation, x stride 1 or 2): the tap loops are compiled, with no per-output tap counts.
     whole: Option<usize>,
+    /// Output rows per band (one block each): all of a plane's rows unless `whole`.
+    band: usize,
 }
 
 impl Scheme {
-    /// The scheme for `plan`; `indexed` (max with indices) keeps the plain layout, whose pixels
-    /// are the plane's indices. Windows that reach into padding are whole in a block that holds
-    /// the padding (the op's neutral value: −∞ never wins a max, +0 changes no sum's bits) with
-    /// the average divisor looked up per output. Measured with `profile_case` (old and new
-    /// binaries alternated, best 3 of 8 runs): `inception` NCHW (288 planes of 35x35, which
-    /// left the row kernel for this one) 360-496 µs to 280-356 µs, with NHWC at 237-317 µs in
-    /// the same minutes; `small` (16 planes of 16x16, 3x3/2 pad 1) 2.3-3.4 µs to 1.7-2.3 µs.
-    /// Most of the remaining instructions are the transposes in and out (`callgrind`).
-    fn of(plan: &Plan<f32>, indexed: bool) -> Scheme {
+    /// The scheme for `plan` on a level with `lanes` lanes; `indexed` (max with indices) keeps
+    /// the plain layout, whose pixels are the plane's indices. Windows that reach into padding
+    /// are whole in a block that holds the padding (the op's neutral value: −∞ never wins a
+    /// max, +0 changes no sum's bits) with the average divisor looked up per output. Measured
+    /// with `profile_case` (old and new binaries alternated, best 3 of 8 runs): `inception`
+    /// NCHW (288 planes of 35x35, which left the row kernel for this one) 360-496 µs to
+    /// 280-356 µs, with NHWC at 237-317 µs in the same minutes; `small` (16 planes of 16x16,
+    /// 3x3/2 pad 1) 2.3-3.4 µs to 1.7-2.3 µs. Most of the remaining instructions are the
+    /// transposes in and out (`callgrind`).
+    fn of(plan: &Plan<f32>, indexed: bool, lanes: usize) -> Scheme {
         let [az, ay, ax] = &plan.axes;
         let plain = Scheme {
             shape: BlockShape {
@@ -110,47 +119,104 @@ impl Scheme {
                 width: ax.input,
             },
             whole: None,
+            band: az.output * ay.output,
         };
         let k = ax.kernel;
+        // The average divisor is the product of a y and an x factor ([`DivisorFactors`]),
+        // exact while the window's size is below 2^24.
         let compiled = az.input == 1
             && az.output == 1
+            && az.kernel <= 1 << 20
             && matches!(k, 2 | 3)
             && matches!(ax.stride, 1 | 2)
             && ay.kernel == k
             && ay.dilation == 1
             && ax.dilation == 1;
-        if !compiled {
-            return plain;
-        }
         let inside = |a: &crate::geometry::Axis| a.interior() == (0..a.output);
-        if inside(ay) && inside(ax) {
-            return Scheme {
-                whole: Some(k),
-                ..plain
-            };
-        }
-        if indexed {
+        if !compiled || (indexed && !(inside(ay) && inside(ax))) {
             return plain;
         }
-        // Rows and columns from the first window's first tap to the last window's last tap
-        // (or the input's end).
-        let extent = |a: &crate::geometry::Axis| {
-            (a.input + a.pad_begin).max((a.output - 1) * a.stride + a.kernel)
+        // Columns from the first window's first tap to the last window's last tap (or the
+        // input's end); with windows inside the input, the input's columns.
+        let width = (ax.input + ax.pad_begin).max((ax.output - 1) * ax.stride + k);
+        let block_rows = |band: usize| (band - 1) * ay.stride + k;
+        // The most output rows whose block and results fit the scratch.
+        let row_len = width.saturating_mul(lanes);
+        let by_block = match (WHOLE_SCRATCH / row_len.max(1)).checked_sub(k) {
+            Some(spare) => spare / ay.stride + 1,
+            None => 0,
         };
+        let by_results = WHOLE_SCRATCH / ax.output.saturating_mul(lanes).max(1);
+        let band = ay.output.min(by_block).min(by_results);
+        // Planes too large for one block with windows that do not overlap (each input read
+        // once, memory-bound) stream faster through the row kernel: `vgg` NCHW (112x112 planes,
+        // 2x2/2) ran 5.0-5.4 ms there against 5.3-5.8 ms here in bands (best 3 of 8, alternated).
+        if band == 0 || (band < ay.output && ay.kernel <= ay.stride) {
+            return plain;
+        }
         Scheme {
             shape: BlockShape {
                 top: ay.pad_begin,
                 left: ax.pad_begin,
-                height: extent(ay),
-                width: extent(ax),
+                height: block_rows(band),
+                width,
             },
             whole: Some(k),
+            band,
+        }
+    }
+
+    /// The block rows (padded input rows, from the first padding row) that output rows `band`
+    /// read: the whole plane unless windows are whole.
+    fn padded_rows(&self, band: &Range<usize>, stride: usize) -> Range<usize> {
+        match self.whole {
+            Some(k) => band.start * stride..(band.end - 1) * stride + k,
+            None => 0..self.shape.height,
         }
     }
 }
 
+/// The average divisor of a whole window as a y factor per output row and an x factor per
+/// output column: `y * x` is the reference's integer product of tap counts (both factors are
+/// integers and the product is below 2^24, so exact), or the override (times 1).
+struct DivisorFactors<'a> {
+    rows: &'a [f32],
+    columns: &'a [f32],
+}
+
+impl<'a> DivisorFactors<'a> {
+    /// Fills `rows` (one per output row) and `columns` (one per output column) for `plan`.
+    fn new(plan: &Plan<f32>, rows: &'a mut [f32], columns: &'a mut [f32]) -> Self {
+        let [az, ay, ax] = &plan.axes;
+        let one = crate::geometry::Taps {
+            first: 0,
+            count: 1,
+            padded_count: 1,
+        };
+        let overridden = matches!(
+            plan.reduction,
+            crate::plan::Reduction::Average {
+                divisor_override: Some(_),
+                ..
+            }
+        );
+        for (oy, factor) in rows.iter_mut().enumerate() {
+            *factor = super::divisor(plan.reduction, &[az.taps(0), ay.taps(oy), one]);
+        }
+        for (ox, factor) in columns.iter_mut().enumerate() {
+            *factor = if overridden {
+                1.0
+            } else {
+                super::divisor(plan.reduction, &[one, one, ax.taps(ox)])
+            };
+        }
+        DivisorFactors { rows, columns }
+    }
+}
+
 /// One block of `lanes` planes transposed to channels-last (`block[pixel][lane]`) and the
-/// outputs it computes into `values` (and `chosen` for indices), by output pixel.
+/// outputs it computes into `values` (and `chosen` for indices), by output pixel from the
+/// first output row of the band.
 struct BlockWindows<'a> {
     block: &'a [f32],
     values: &'a mut [f32],
@@ -160,37 +226,49 @@ struct BlockWindows<'a> {
     out_width: usize,
     /// (y, x) strides.
     strides: (usize, usize),
-    /// The output rows to compute.
+    /// The output rows to compute (of the plane, flattened (oz, oy)).
     rows: Range<usize>,
+    /// The plane's index of the block's first pixel (whole windows in a band's block).
+    first_pixel: usize,
 }
 
 impl BlockWindows<'_> {
-    /// Every window a whole `K`x`K` one ([`Scheme::whole`]) with x stride `SX`: the taps
-    /// unrolled at compile time, in the reference's row-major order, for [`OUTPUTS_AT_ONCE`]
-    /// outputs of a row side by side (independent chains), then the row's last ones singly.
-    /// `divisors` holds each output pixel's average divisor (read only if the rule divides).
+    /// Every window a whole `K`x`K` one ([`Scheme::whole`]) with x stride `SX`, the block
+    /// holding the rows of `self.rows` from its first row: the taps unrolled at compile time,
+    /// in the reference's row-major order, for [`OUTPUTS_AT_ONCE`] outputs of a row side by
+    /// side (independent chains), then the row's last ones singly. `divisors` is read only if
+    /// the rule divides.
     #[inline(always)]
     fn whole<S: Simd, R: Reducer, const K: usize, const SX: usize>(
         mut self,
         simd: S,
         rule: R,
-        divisors: &[f32],
+        divisors: &DivisorFactors,
     ) {
         let sy = self.strides.0;
         debug_assert_eq!(self.strides.1, SX);
-        for oy in self.rows.clone() {
-            let top = oy * sy * self.width;
+        for (local, oy) in self.rows.clone().enumerate() {
+            let top = local * sy * self.width;
+            let row_divisor = if R::DIVIDES { divisors.rows[oy] } else { 1.0 };
+            let out = local * self.out_width;
+            let divisor = |ox: usize| {
+                if R::DIVIDES {
+                    row_divisor * divisors.columns[ox]
+                } else {
+                    1.0
+                }
+            };
             let mut ox = 0;
             while ox + OUTPUTS_AT_ONCE <= self.out_width {
                 let accs = self.windows::<S, R, K, SX, OUTPUTS_AT_ONCE>(simd, rule, top + ox * SX);
                 for (j, acc) in accs.into_iter().enumerate() {
-                    self.finish(simd, rule, acc, oy * self.out_width + ox + j, divisors);
+                    self.finish(simd, rule, acc, out + ox + j, divisor(ox + j));
                 }
                 ox += OUTPUTS_AT_ONCE;
             }
             for ox in ox..self.out_width {
                 let [acc] = self.windows::<S, R, K, SX, 1>(simd, rule, top + ox * SX);
-                self.finish(simd, rule, acc, oy * self.out_width + ox, divisors);
+                self.finish(simd, rule, acc, out + ox, divisor(ox));
             }
         }
     }
@@ -205,40 +283,38 @@ impl BlockWindows<'_> {
         first: usize,
     ) -> [Acc<S>; N] {
         let lanes = lanes::<S>();
+        let index = |pixel: usize| simd.splat_u32s((self.first_pixel + pixel) as u32);
         let mut accs: [Acc<S>; N] =
-            core::array::from_fn(|j| rule.init(simd, simd.splat_u32s((first + j * SX) as u32)));
+            core::array::from_fn(|j| rule.init(simd, index(first + j * SX)));
         for ty in 0..K {
             let start = first + ty * self.width;
             let row = &self.block[start * lanes..][..((N - 1) * SX + K) * lanes];
             for tx in 0..K {
                 for (j, acc) in accs.iter_mut().enumerate() {
                     let value = load::<S>(row, (j * SX + tx) * lanes);
-                    let pixel = (start + j * SX + tx) as u32;
-                    *acc = rule.add(simd, *acc, value, simd.splat_u32s(pixel));
+                    *acc = rule.add(simd, *acc, value, index(start + j * SX + tx));
                 }
             }
         }
         accs
     }
 
-    /// Stores output pixel `out_pixel`'s result (and index).
+    /// Stores the result (and index) of output pixel `at` of the band.
     #[inline(always)]
     fn finish<S: Simd, R: Reducer>(
         &mut self,
         simd: S,
         rule: R,
         acc: Acc<S>,
-        out_pixel: usize,
-        divisors: &[f32],
+        at: usize,
+        divisor: f32,
     ) {
-        let lanes = lanes::<S>();
-        let divisor = if R::DIVIDES {
-            simd.splat_f32s(divisors[out_pixel])
-        } else {
-            simd.splat_f32s(1.0)
-        };
-        let at = out_pixel * lanes;
-        store::<S>(self.values, at, rule.finish(simd, acc, divisor));
+        let at = at * lanes::<S>();
+        store::<S>(
+            self.values,
+            at,
+            rule.finish(simd, acc, simd.splat_f32s(divisor)),
+        );
         if R::TRACKS_INDEX {
             store::<S>(self.chosen, at, bytemuck::cast(acc.index));
         }
@@ -246,8 +322,9 @@ impl BlockWindows<'_> {
 }
 
 impl BlockWindows<'_> {
-    /// Any window of a plain block (its pixels are the plane's indices): tap counts per output,
-    /// `x_taps` holding the first outputs' x taps (the rest are computed on the fly).
+    /// Any window of a plain block (the whole plane: its pixels are the plane's indices): tap
+    /// counts per output, `x_taps` holding the first outputs' x taps (the rest are computed on
+    /// the fly).
     /// Tried and not kept here: four output pixels per pass with their chains interleaved
     /// (`tiny` NCHW no faster, 16x16 planes 10 % slower, best of 6-10 alternated runs; the
     /// whole-window loop does gain from it).
@@ -256,7 +333,7 @@ impl BlockWindows<'_> {
         let lanes = lanes::<S>();
         let [az, ay, ax] = &plan.axes;
         let plane_index = |z: usize, y: usize, x: usize| (z * ay.input + y) * ax.input + x;
-        for row in self.rows {
+        for (local, row) in self.rows.enumerate() {
             let (oz, oy) = (row / ay.output, row % ay.output);
             let (tz, ty) = (az.taps(oz), ay.taps(oy));
             for ox in 0..ax.output {
@@ -276,7 +353,7 @@ impl BlockWindows<'_> {
                     }
                 }
                 let divisor = super::divisor(plan.reduction, &[tz, ty, tx]);
-                let at = (row * ax.output + ox) * lanes;
+                let at = (local * ax.output + ox) * lanes;
                 store::<S>(
                     self.values,
                     at,
@@ -322,18 +399,26 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
         let plane_len = az.input * ay.input * ax.input;
         let rows_per_plane = az.output * ay.output;
         let out_pixels = rows_per_plane * ax.output;
-        // Thread-local scratch for the transposed input block, then the transposed results
-        // (values, and indices as u32 bits): a stack array would be zeroed on every call (a
-        // quarter of a tiny 8x8 call's time went to that memset).
-        let scheme = Scheme::of(plan, R::TRACKS_INDEX);
+        let scheme = Scheme::of(plan, R::TRACKS_INDEX, lanes);
         let shape = scheme.shape;
-        let padded = shape.pixels() != plane_len;
+        // Thread-local scratch for the transposed input block, then the transposed results of
+        // a band (values, and indices as u32 bits), then the divisor factors: a stack array
+        // would be zeroed on every call (a quarter of a tiny 8x8 call's time went to that
+        // memset).
         let block_len = shape.pixels() * lanes;
-        let mut scratch = super::scratch::take(block_len + (2 * lanes + 1) * out_pixels);
+        let band_len = scheme.band * ax.output * lanes;
+        let factors = if R::DIVIDES && scheme.whole.is_some() {
+            rows_per_plane + ax.output
+        } else {
+            0
+        };
+        let mut scratch = super::scratch::take(block_len + 2 * band_len + factors);
         let (block, results) = scratch.split_at_mut(block_len);
-        let (values, results) = results.split_at_mut(out_pixels * lanes);
-        let (chosen, divisors) = results.split_at_mut(out_pixels * lanes);
-        let divisors = &mut divisors[..out_pixels];
+        let (values, results) = results.split_at_mut(band_len);
+        let (chosen, results) = results.split_at_mut(band_len);
+        let (row_factors, column_factors) =
+            results[..factors].split_at_mut(factors.min(rows_per_plane));
+        let divisors = DivisorFactors::new(plan, row_factors, column_factors);
         // The x taps of every output column, computed once (for at most 4 vectors of them; a
         // wider plan runs here only with whole windows, or as max with indices).
         let mut x_taps = [ax.taps(0); 4 * MAX_LANES];
@@ -342,97 +427,87 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                 *taps = ax.taps(ox);
             }
         }
-        // Whole windows with an average divisor: each output pixel's divisor.
-        if scheme.whole.is_some() && R::DIVIDES {
-            let x_taps: Vec<_> = (0..ax.output).map(|ox| ax.taps(ox)).collect();
-            for (oy, divisors) in divisors.chunks_exact_mut(ax.output).enumerate() {
-                let ty = ay.taps(oy);
-                for (divisor, &tx) in divisors.iter_mut().zip(&x_taps) {
-                    *divisor = super::divisor(plan.reduction, &[az.taps(0), ty, tx]);
-                }
-            }
-        }
-        // The padding around the planes is written once; transposes write only the planes.
-        if padded {
+        // Columns of padding are written once; transposes write only the planes' columns.
+        if shape.width != ax.input {
             block.fill(R::FILL);
         }
+        let ahead = Ahead {
+            prefetcher: Prefetcher::new(input.len() >= PREFETCH_FROM),
+            distance: PREFETCH_ROWS * ax.input,
+        };
         let first_plane = rows.start / rows_per_plane;
         let end_plane = rows.end.div_ceil(rows_per_plane);
         let mut p0 = first_plane;
         while p0 < end_plane {
             let count = lanes.min(end_plane - p0);
-            // Transpose: missing planes hold the neutral value and are never stored.
+            // Missing planes hold the neutral value and are never stored.
             if count < lanes {
                 block.fill(R::FILL);
             }
             let planes = &input[p0 * plane_len..][..count * plane_len];
-            if padded {
-                transpose_rows_in(simd, planes, (ay.input, ax.input), block, shape);
-            } else {
-                transpose_in(simd, planes, plane_len, block);
-            }
-            // The output rows any plane of the block needs: with several planes, the first
+            // The output rows any plane of the group needs: with several planes, the first
             // needs the bottom rows and the last the top ones, so all of them.
-            let (row_lo, row_hi) = if count > 1 {
-                (0, rows_per_plane)
+            let group_rows = if count > 1 {
+                0..rows_per_plane
             } else {
                 let first = p0 * rows_per_plane;
-                (
-                    rows.start.saturating_sub(first),
-                    (rows.end - first).min(rows_per_plane),
-                )
+                rows.start.saturating_sub(first)..(rows.end - first).min(rows_per_plane)
             };
-            let windows = BlockWindows {
-                block,
-                values: &mut *values,
-                chosen: &mut *chosen,
-                width: shape.width,
-                out_width: ax.output,
-                strides: (ay.stride, ax.stride),
-                rows: row_lo..row_hi,
-            };
-            match scheme.whole {
-                Some(2) if ax.stride == 1 => windows.whole::<S, R, 2, 1>(simd, rule, divisors),
-                Some(2) => windows.whole::<S, R, 2, 2>(simd, rule, divisors),
-                Some(3) if ax.stride == 1 => windows.whole::<S, R, 3, 1>(simd, rule, divisors),
-                Some(3) => windows.whole::<S, R, 3, 2>(simd, rule, divisors),
-                _ => windows.general(simd, rule, plan, &x_taps),
-            }
-            // Back to channels-first: plane l's rows, where the task holds them. Whole planes
-            // of 8 go through the 8x8 transpose where they can (values only).
-            let whole = count == 8
-                && (row_lo, row_hi) == (0, rows_per_plane)
+            // Whole planes of 8 go back through the 8x8 transpose where they can (values only).
+            let group_in_task = count == 8
+                && group_rows == (0..rows_per_plane)
                 && rows.start <= p0 * rows_per_plane
                 && (p0 + count) * rows_per_plane <= rows.end;
-            let transposed = if whole && !R::TRACKS_INDEX {
-                let out_start = (p0 * rows_per_plane - rows.start) * ax.output;
-                let out = &mut output[out_start..][..count * out_pixels];
-                transpose_out(simd, values, out_pixels, out)
-            } else {
-                0
-            };
-            // Nothing is left when the transpose wrote every pixel (skipping the loop saves a
-            // third of a `tiny_max` call: its set-up ran per plane even with nothing to copy).
-            let planes_left = if transposed < out_pixels { count } else { 0 };
-            for l in 0..planes_left {
-                let plane_rows = (p0 + l) * rows_per_plane;
-                let lo = rows.start.max(plane_rows + row_lo);
-                let hi = rows.end.min(plane_rows + row_hi);
-                if lo >= hi {
-                    continue;
+            let mut band_start = group_rows.start;
+            while band_start < group_rows.end {
+                let band = band_start..group_rows.end.min(band_start + scheme.band);
+                band_start = band.end;
+                let padded_rows = scheme.padded_rows(&band, ay.stride);
+                load_block::<S, R>(simd, planes, plan, shape, padded_rows.clone(), block, ahead);
+                let windows = BlockWindows {
+                    block,
+                    values: &mut *values,
+                    chosen: &mut *chosen,
+                    width: shape.width,
+                    out_width: ax.output,
+                    strides: (ay.stride, ax.stride),
+                    rows: band.clone(),
+                    first_pixel: padded_rows.start * shape.width,
+                };
+                match scheme.whole {
+                    Some(2) if ax.stride == 1 => windows.whole::<S, R, 2, 1>(simd, rule, &divisors),
+                    Some(2) => windows.whole::<S, R, 2, 2>(simd, rule, &divisors),
+                    Some(3) if ax.stride == 1 => windows.whole::<S, R, 3, 1>(simd, rule, &divisors),
+                    Some(3) => windows.whole::<S, R, 3, 2>(simd, rule, &divisors),
+                    _ => windows.general(simd, rule, plan, &x_taps),
                 }
-                let pixels = (lo - plane_rows) * ax.output..(hi - plane_rows) * ax.output;
-                let out = (lo - rows.start) * ax.output..(hi - rows.start) * ax.output;
-                // Pixels the transpose wrote (whole planes: from the plane's first pixel).
-                let pixels = pixels.start + transposed..pixels.end;
-                let out = out.start + transposed..out.end;
-                let lane = |results: &[f32], pixel: usize| results[pixel * lanes + l];
-                for (o, pixel) in output[out.clone()].iter_mut().zip(pixels.clone()) {
-                    *o = lane(values, pixel);
+                // Back to channels-first: plane l's rows of the band, where the task holds them.
+                let band_pixels = band.len() * ax.output;
+                if group_in_task && !R::TRACKS_INDEX {
+                    let at = (p0 * rows_per_plane - rows.start + band.start) * ax.output;
+                    let out = &mut output[at..][..(count - 1) * out_pixels + band_pixels];
+                    if transpose_out(simd, values, band_pixels, out_pixels, out) {
+                        continue;
+                    }
                 }
-                if let Some(indices) = indices.as_deref_mut() {
-                    for (o, pixel) in indices[out].iter_mut().zip(pixels) {
-                        *o = i64::from(lane(chosen, pixel).to_bits());
+                for l in 0..count {
+                    let plane_rows = (p0 + l) * rows_per_plane;
+                    let lo = rows.start.max(plane_rows + band.start);
+                    let hi = rows.end.min(plane_rows + band.end);
+                    if lo >= hi {
+                        continue;
+                    }
+                    let band_row = |row: usize| (row - plane_rows - band.start) * ax.output;
+                    let pixels = band_row(lo)..band_row(hi);
+                    let out = (lo - rows.start) * ax.output..(hi - rows.start) * ax.output;
+                    let lane = |results: &[f32], pixel: usize| results[pixel * lanes + l];
+                    for (o, pixel) in output[out.clone()].iter_mut().zip(pixels.clone()) {
+                        *o = lane(values, pixel);
+                    }
+                    if let Some(indices) = indices.as_deref_mut() {
+                        for (o, pixel) in indices[out].iter_mut().zip(pixels) {
+                            *o = i64::from(lane(chosen, pixel).to_bits());
+                        }
                     }
                 }
             }
@@ -442,106 +517,178 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
     }
 }
 
-/// `block[pixel * lanes + l] = planes[l * plane_len + pixel]` for the `planes.len() / plane_len`
-/// planes given (at most `lanes`). On v3 with 8 planes, 8 pixels at a time go through an 8x8
-/// transpose in registers (the scalar loop was half of a `tiny_max` call in `perf`); elsewhere,
-/// and for the pixels past the last multiple of 8, element by element.
+/// Fills `block` with the padded rows `padded_rows` (counted from the first padding row) of the
+/// `planes` (at most `lanes` of them): input rows transposed in, rows outside the input the
+/// op's neutral value. The padding columns keep what the caller wrote there.
 #[inline(always)]
-fn transpose_in<S: Simd>(simd: S, planes: &[f32], plane_len: usize, block: &mut [f32]) {
+fn load_block<S: Simd, R: Reducer>(
+    simd: S,
+    planes: &[f32],
+    plan: &Plan<f32>,
+    shape: BlockShape,
+    padded_rows: Range<usize>,
+    block: &mut [f32],
+    ahead: Ahead,
+) {
+    let lanes = lanes::<S>();
+    let [az, ay, ax] = &plan.axes;
+    let input_rows = az.input * ay.input;
+    let plane_len = input_rows * ax.input;
+    let row_len = shape.width * lanes;
+    // The band's input rows, in padded rows, and where they start in the block.
+    let start = padded_rows.start.max(shape.top).min(padded_rows.end);
+    let end = padded_rows.end.min(shape.top + input_rows).max(start);
+    let first_row = start - padded_rows.start;
+    let rows_in = start.saturating_sub(shape.top)..end.saturating_sub(shape.top);
+    block[..first_row * row_len].fill(R::FILL);
+    block[(first_row + rows_in.len()) * row_len..padded_rows.len() * row_len].fill(R::FILL);
+    if shape.width == ax.input {
+        let pixels = rows_in.start * ax.input..rows_in.end * ax.input;
+        let block = &mut block[first_row * row_len..];
+        transpose_in(simd, planes, plane_len, pixels, block, ahead);
+    } else {
+        let planes = (planes, plane_len, ax.input);
+        transpose_rows_in(simd, planes, rows_in, block, (shape, first_row), ahead);
+    }
+}
+
+/// `block[(pixel - pixels.start) * lanes + l] = planes[l * plane_len + pixel]` for the
+/// `planes.len() / plane_len` planes given (at most `lanes`). On v3 with 8 planes, 8 pixels at a
+/// time go through an 8x8 transpose in registers (the scalar loop was half of a `tiny_max` call
+/// in `perf`), the last 8 overlapping the ones before; elsewhere, element by element.
+#[inline(always)]
+fn transpose_in<S: Simd>(
+    simd: S,
+    planes: &[f32],
+    plane_len: usize,
+    pixels: Range<usize>,
+    block: &mut [f32],
+    ahead: Ahead,
+) {
     let lanes = lanes::<S>();
     let count = planes.len() / plane_len.max(1);
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let mut done = 0;
     let _ = simd;
     #[cfg(target_arch = "x86_64")]
-    if count == 8 {
-        use super::transpose::{as_v3, read_block, transpose_8x8, write_block};
+    if count == 8 && pixels.len() >= 8 {
+        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_packed};
         if let Some(v3) = as_v3(simd) {
-            done = plane_len / 8 * 8;
-            for pixel in (0..done).step_by(8) {
-                let rows = read_block(planes, pixel, plane_len);
-                write_block(block, pixel * 8, 8, transpose_8x8(v3, rows));
+            let len = pixels.len();
+            let rows = rows_of(planes, pixels.start, plane_len, len);
+            for next in (0..len).step_by(8) {
+                let at = next.min(len - 8);
+                if next % 16 == 0 {
+                    ahead.fetch(planes, plane_len, pixels.start + at);
+                }
+                write_packed(block, at * 8, transpose_8x8(v3, read_columns(&rows, at)));
             }
+            return;
         }
     }
-    if done == plane_len {
-        return;
-    }
     for l in 0..count {
-        let source = &planes[l * plane_len..][..plane_len];
-        for (pixel, &x) in source.iter().enumerate().skip(done) {
-            block[pixel * lanes + l] = x;
+        let source = &planes[l * plane_len..][pixels.clone()];
+        for (at, &x) in source.iter().enumerate() {
+            block[at * lanes + l] = x;
         }
     }
 }
 
-/// The planes' rows into a block of shape `shape` (2-D planes of `(height, width)`): row `y`
-/// of plane `l` to `block[((top + y) * shape.width + left + x) * lanes + l]`. On v3 with 8 planes
-/// and rows of at least 8, 8 pixels of a row at a time through the 8x8 transpose (the last 8
-/// of a row overlapping the ones before); elsewhere element by element.
+/// The planes' rows `rows` (2-D planes of `width` columns) into a block of shape `shape`,
+/// from its row `first_row`: row `y` of plane `l` to
+/// `block[((first_row + y - rows.start) * shape.width + left + x) * lanes + l]`. On v3 with 8
+/// planes and rows of at least 8, 8 pixels of a row at a time through the 8x8 transpose (the
+/// last 8 of a row overlapping the ones before); elsewhere element by element.
 #[inline(always)]
 fn transpose_rows_in<S: Simd>(
     simd: S,
-    planes: &[f32],
-    (height, width): (usize, usize),
+    (planes, plane_len, width): (&[f32], usize, usize),
+    rows: Range<usize>,
     block: &mut [f32],
-    shape: BlockShape,
+    (shape, first_row): (BlockShape, usize),
+    ahead: Ahead,
 ) {
     let lanes = lanes::<S>();
-    let plane_len = height * width;
     let count = planes.len() / plane_len.max(1);
+    let first_input_row = rows.start;
+    let target = |y: usize| (first_row + y - first_input_row) * shape.width + shape.left;
     let _ = simd;
     #[cfg(target_arch = "x86_64")]
     if count == 8 && width >= 8 {
-        use super::transpose::{as_v3, read_block, transpose_8x8, write_block};
+        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_packed};
         if let Some(v3) = as_v3(simd) {
-            for y in 0..height {
-                let source = y * width;
-                let target = (shape.top + y) * shape.width + shape.left;
+            let source = rows_of(planes, rows.start * width, plane_len, rows.len() * width);
+            for y in rows.clone() {
+                let row = (y - rows.start) * width;
                 for next in (0..width).step_by(8) {
                     let x = next.min(width - 8);
-                    let rows = read_block(planes, source + x, plane_len);
-                    write_block(block, (target + x) * 8, 8, transpose_8x8(v3, rows));
+                    if next % 16 == 0 {
+                        ahead.fetch(planes, plane_len, y * width + x);
+                    }
+                    let values = transpose_8x8(v3, read_columns(&source, row + x));
+                    write_packed(block, (target(y) + x) * 8, values);
                 }
             }
             return;
         }
     }
     for l in 0..count {
-        for y in 0..height {
+        for y in rows.clone() {
             let source = &planes[l * plane_len + y * width..][..width];
-            let target = (shape.top + y) * shape.width + shape.left;
             for (x, &value) in source.iter().enumerate() {
-                block[(target + x) * lanes + l] = value;
+                block[(target(y) + x) * lanes + l] = value;
             }
         }
     }
 }
 
-/// `planes[l * out_pixels + pixel] = results[pixel * 8 + l]` for 8 planes, 8 pixels at a time
-/// through the 8x8 transpose on v3 instead of element by element (`tiny_max` NCHW about 5 %
-/// faster); returns how many pixels of each plane it wrote (0 elsewhere).
+/// `planes[l * plane_stride + pixel] = results[pixel * 8 + l]` for 8 planes and `pixels`
+/// pixels, 8 at a time through the 8x8 transpose on v3 instead of element by element (`tiny_max`
+/// NCHW about 5 % faster); returns whether it wrote them (not on other levels, nor for fewer
+/// than 8 pixels).
 #[inline(always)]
 fn transpose_out<S: Simd>(
     simd: S,
     results: &[f32],
-    out_pixels: usize,
+    pixels: usize,
+    plane_stride: usize,
     planes: &mut [f32],
-) -> usize {
-    let _ = (simd, results, out_pixels, &planes);
+) -> bool {
+    let _ = (simd, results, pixels, plane_stride, &planes);
     #[cfg(target_arch = "x86_64")]
     {
-        use super::transpose::{as_v3, read_block, transpose_8x8, write_block};
-        if let (Some(v3), true) = (as_v3(simd), out_pixels >= 8) {
-            // The last 8 pixels overlap the ones before when `out_pixels` is not a multiple
-            // of 8 (rewriting the same values).
-            for next in (0..out_pixels).step_by(8) {
-                let pixel = next.min(out_pixels - 8);
-                let rows = read_block(results, pixel * 8, 8);
-                write_block(planes, pixel, out_pixels, transpose_8x8(v3, rows));
+        use super::transpose::{as_v3, read_packed, rows_of_mut, transpose_8x8, write_columns};
+        if let (Some(v3), true) = (as_v3(simd), pixels >= 8) {
+            let mut planes = rows_of_mut(planes, plane_stride, pixels);
+            // The last 8 pixels overlap the ones before when `pixels` is not a multiple of 8
+            // (rewriting the same values).
+            for next in (0..pixels).step_by(8) {
+                let pixel = next.min(pixels - 8);
+                let values = transpose_8x8(v3, read_packed(results, pixel * 8));
+                write_columns(&mut planes, pixel, values);
             }
-            return out_pixels;
+            return true;
         }
     }
-    0
+    false
+}
+
+/// Prefetch requests for the input rows a group's later bands read, `distance` elements ahead
+/// in each of its planes (as the row kernels do, and on the same inputs).
+#[derive(Clone, Copy)]
+struct Ahead {
+    prefetcher: Prefetcher,
+    distance: usize,
+}
+
+impl Ahead {
+    /// Asks for the cache line `distance` past `pixel` in each of the 8 planes (where it lies
+    /// in the plane).
+    #[inline(always)]
+    fn fetch(self, planes: &[f32], plane_len: usize, pixel: usize) {
+        let target = pixel + self.distance;
+        if target < plane_len {
+            for plane in planes.chunks_exact(plane_len) {
+                self.prefetcher.fetch(&plane[target..], 16);
+            }
+        }
+    }
 }

@@ -15,15 +15,14 @@ pub(crate) fn as_v3<S: Simd>(simd: S) -> Option<V3> {
     (&simd as &dyn Any).downcast_ref::<V3>().copied()
 }
 
-/// The 8x8 block whose row `l` is `data[start + l * stride..][..8]`. Rows are peeled off one
-/// after another (two compares each) and the array is written out, not built by
-/// `array::from_fn`: that call was not inlined and, with `from_fn`'s checked slice per row,
-/// cost more instructions than the transpose (`callgrind` on `profile_case nchw inception`).
+/// The 8 rows `data[start + l * stride..][..len]`, for [`read_columns`] in a loop: rows of one
+/// length share their bounds check, where reading each block's rows at a stride checks each of them (building a block by
+/// `array::from_fn` was worse: the call was not inlined, and cost more than the transpose).
 #[inline(always)]
-pub(crate) fn read_block(data: &[f32], start: usize, stride: usize) -> [__m256; 8] {
+pub(crate) fn rows_of(data: &[f32], start: usize, stride: usize, len: usize) -> [&[f32]; 8] {
     let mut rest = &data[start..];
     let mut next = || {
-        let row: __m256 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&rest[..8]));
+        let row = &rest[..len];
         rest = rest.get(stride..).unwrap_or(&[]);
         row
     };
@@ -39,13 +38,60 @@ pub(crate) fn read_block(data: &[f32], start: usize, stride: usize) -> [__m256; 
     ]
 }
 
-/// Writes `rows[l]` to `data[start + l * stride..][..8]`.
+/// The 8 rows `data[l * stride..][..len]` (`len` <= `stride`), for [`write_columns`].
+pub(crate) fn rows_of_mut(data: &mut [f32], stride: usize, len: usize) -> [&mut [f32]; 8] {
+    let mut rest = data;
+    core::array::from_fn(|_| {
+        let all = core::mem::take(&mut rest);
+        let (row, tail) = all.split_at_mut(stride.min(all.len()));
+        rest = tail;
+        &mut row[..len]
+    })
+}
+
+/// The 8x8 block `rows[l][at..][..8]`.
 #[inline(always)]
-pub(crate) fn write_block(data: &mut [f32], start: usize, stride: usize, rows: [__m256; 8]) {
-    let mut rest = &mut data[start..];
-    for row in rows {
-        rest[..8].copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(&row)));
-        rest = rest.get_mut(stride..).unwrap_or_default();
+pub(crate) fn read_columns(rows: &[&[f32]; 8], at: usize) -> [__m256; 8] {
+    let read = |l: usize| -> __m256 {
+        bytemuck::pod_read_unaligned(bytemuck::cast_slice(&rows[l][at..at + 8]))
+    };
+    [
+        read(0),
+        read(1),
+        read(2),
+        read(3),
+        read(4),
+        read(5),
+        read(6),
+        read(7),
+    ]
+}
+
+/// The 8x8 block stored row after row in `data[at..][..64]`.
+#[inline(always)]
+pub(crate) fn read_packed(data: &[f32], at: usize) -> [__m256; 8] {
+    let block = &data[at..at + 64];
+    let mut rows = [bytemuck::Zeroable::zeroed(); 8];
+    for (row, values) in rows.iter_mut().zip(block.chunks_exact(8)) {
+        *row = bytemuck::pod_read_unaligned(bytemuck::cast_slice(values));
+    }
+    rows
+}
+
+/// Writes `rows` one after another to `data[at..][..64]`.
+#[inline(always)]
+pub(crate) fn write_packed(data: &mut [f32], at: usize, rows: [__m256; 8]) {
+    let block: &mut [f32] = &mut data[at..at + 64];
+    for (row, values) in rows.iter().zip(block.chunks_exact_mut(8)) {
+        values.copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(row)));
+    }
+}
+
+/// Writes `values[l]` to `rows[l][at..][..8]`.
+#[inline(always)]
+pub(crate) fn write_columns(rows: &mut [&mut [f32]; 8], at: usize, values: [__m256; 8]) {
+    for (row, value) in rows.iter_mut().zip(values) {
+        row[at..at + 8].copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(&value)));
     }
 }
 
