@@ -431,10 +431,7 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
         if shape.width != ax.input {
             block.fill(R::FILL);
         }
-        let ahead = Ahead {
-            prefetcher: Prefetcher::new(input.len() >= PREFETCH_FROM),
-            distance: PREFETCH_ROWS * ax.input,
-        };
+        let ahead = Ahead::new(input.len() >= PREFETCH_FROM, PREFETCH_ROWS * ax.input);
         let first_plane = rows.start / rows_per_plane;
         let end_plane = rows.end.div_ceil(rows_per_plane);
         let mut p0 = first_plane;
@@ -680,11 +677,20 @@ struct Ahead {
 }
 
 impl Ahead {
+    /// Requests `distance` elements ahead when `wanted`; none otherwise (with no check per
+    /// plane: the loop over planes cost 7 % of `resnet` NCHW's instructions).
+    fn new(wanted: bool, distance: usize) -> Ahead {
+        Ahead {
+            prefetcher: Prefetcher::new(wanted),
+            distance: if wanted { distance } else { usize::MAX },
+        }
+    }
+
     /// Asks for the cache line `distance` past `pixel` in each of the 8 planes (where it lies
     /// in the plane).
     #[inline(always)]
     fn fetch(self, planes: &[f32], plane_len: usize, pixel: usize) {
-        let target = pixel + self.distance;
+        let target = pixel.saturating_add(self.distance);
         if target < plane_len {
             for plane in planes.chunks_exact(plane_len) {
                 self.prefetcher.fetch(&plane[target..], 16);
