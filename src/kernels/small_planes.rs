@@ -1,7 +1,7 @@
 //! Channels-first pooling of small planes whose output rows are shorter than four vectors (such as
 //! 8x8 inputs pooled 2x2), where vectors over the output width would mostly hold nothing, and of
-//! mid-sized planes (up to about 40x40) whose windows are all square 2x2 or 3x3 ones.
-//! Vectors run over planes instead:
+//! planes of any size whose windows are all square 2x2 or 3x3 ones (in bands of output rows when
+//! a plane's block is too large). Vectors run over planes instead:
 //!
 //! ```text
 //! for each block of L planes (n, c) .. (n, c + L) of the task (L = lanes):
@@ -17,7 +17,8 @@
 //! Every lane sees its window in the reference's order, so results are bit-identical to it.
 //! When every window is a square 2x2 or 3x3 one with x stride 1 or 2 and no dilation, the block
 //! holds the padding too (the op's neutral value), every window is whole in it, and the tap
-//! loops are unrolled at compile time, 4 outputs side by side ([`Scheme::whole`]). With that and with the copy-out loop skipped
+//! loops are unrolled at compile time, 4 outputs side by side ([`Scheme::whole`]); a block then
+//! holds the input rows of one band of output rows. With that and with the copy-out loop skipped
 //! when the transpose wrote every pixel, `tiny_max` NCHW went from 1.3-1.5 µs to 0.33-0.57 µs
 //! (`profile_case nchw tiny`, binaries alternated on a slow phase of the machine, best of 8;
 //! NHWC ran 0.47-0.53 µs in the same minutes).
@@ -66,7 +67,7 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let narrow = plan.axes[2].output < 4 * lanes.min(MAX_LANES) && fits(plane);
     // A group of planes costs the same with any number of them in use.
     let planes = plan.batch.saturating_mul(plan.channels);
-    let filled = planes.saturating_mul(4) >= planes.div_ceil(lanes) * lanes * 3;
+    let filled = planes.saturating_mul(4) >= (planes.div_ceil(lanes) * lanes).saturating_mul(3);
     // Max plans may run with indices, which use the plain block (never larger).
     narrow || (filled && Scheme::of(plan, false, lanes).whole.is_some())
 }
@@ -103,7 +104,7 @@ impl Scheme {
     /// The scheme for `plan` on a level with `lanes` lanes; `indexed` (max with indices) keeps
     /// the plain layout, whose pixels are the plane's indices. Windows that reach into padding
     /// are whole in a block that holds the padding (the op's neutral value: −∞ never wins a
-    /// max, +0 changes no sum's bits) with the average divisor looked up per output. Measured
+    /// max, +0 changes no sum's bits) with the average divisor from [`DivisorFactors`]. Measured
     /// with `profile_case` (old and new binaries alternated, best 3 of 8 runs): `inception`
     /// NCHW (288 planes of 35x35, which left the row kernel for this one) 360-496 µs to
     /// 280-356 µs, with NHWC at 237-317 µs in the same minutes; `small` (16 planes of 16x16,
