@@ -300,7 +300,8 @@ impl BlockWindows<'_> {
         accs
     }
 
-    /// Stores the result (and index) of output pixel `at` of the band.
+    /// Stores the result (and index) of output pixel `at` of the band (counted from its first
+    /// row).
     #[inline(always)]
     fn finish<S: Simd, R: Reducer>(
         &mut self,
@@ -330,11 +331,11 @@ impl BlockWindows<'_> {
     /// (`tiny` NCHW no faster, 16x16 planes 10 % slower, best of 6-10 alternated runs; the
     /// whole-window loop does gain from it).
     #[inline(always)]
-    fn general<S: Simd, R: Reducer>(self, simd: S, rule: R, plan: &Plan<f32>, x_taps: &[Taps]) {
+    fn general<S: Simd, R: Reducer>(mut self, simd: S, rule: R, plan: &Plan<f32>, x_taps: &[Taps]) {
         let lanes = lanes::<S>();
         let [az, ay, ax] = &plan.axes;
         let plane_index = |z: usize, y: usize, x: usize| (z * ay.input + y) * ax.input + x;
-        for (local, row) in self.rows.enumerate() {
+        for (local, row) in self.rows.clone().enumerate() {
             let (oz, oy) = (row / ay.output, row % ay.output);
             let (tz, ty) = (az.taps(oz), ay.taps(oy));
             for ox in 0..ax.output {
@@ -354,15 +355,7 @@ impl BlockWindows<'_> {
                     }
                 }
                 let divisor = super::divisor(plan.reduction, &[tz, ty, tx]);
-                let at = (local * ax.output + ox) * lanes;
-                store::<S>(
-                    self.values,
-                    at,
-                    rule.finish(simd, acc, simd.splat_f32s(divisor)),
-                );
-                if R::TRACKS_INDEX {
-                    store::<S>(self.chosen, at, bytemuck::cast(acc.index));
-                }
+                self.finish(simd, rule, acc, local * ax.output + ox, divisor);
             }
         }
     }
