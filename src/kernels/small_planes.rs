@@ -385,7 +385,7 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
             plan,
             input,
             output,
-            mut indices,
+            indices,
             rows,
         } = self;
         let lanes = lanes::<S>();
@@ -426,6 +426,13 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
             block.fill(R::FILL);
         }
         let ahead = Ahead::new(input.len() >= PREFETCH_FROM, PREFETCH_ROWS * ax.input);
+        let mut destination = Destination {
+            output,
+            indices,
+            rows: rows.clone(),
+            rows_per_plane,
+            out_width: ax.output,
+        };
         let first_plane = rows.start / rows_per_plane;
         let end_plane = rows.end.div_ceil(rows_per_plane);
         let mut p0 = first_plane;
@@ -476,35 +483,67 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                 let band_pixels = band.len() * ax.output;
                 if group_in_task && !R::TRACKS_INDEX {
                     let at = (p0 * rows_per_plane - rows.start + band.start) * ax.output;
-                    let out = &mut output[at..][..(count - 1) * out_pixels + band_pixels];
+                    let out =
+                        &mut destination.output[at..][..(count - 1) * out_pixels + band_pixels];
                     if transpose_out(simd, values, band_pixels, out_pixels, out) {
                         continue;
                     }
                 }
-                for l in 0..count {
-                    let plane_rows = (p0 + l) * rows_per_plane;
-                    let lo = rows.start.max(plane_rows + band.start);
-                    let hi = rows.end.min(plane_rows + band.end);
-                    if lo >= hi {
-                        continue;
-                    }
-                    let band_row = |row: usize| (row - plane_rows - band.start) * ax.output;
-                    let pixels = band_row(lo)..band_row(hi);
-                    let out = (lo - rows.start) * ax.output..(hi - rows.start) * ax.output;
-                    let lane = |results: &[f32], pixel: usize| results[pixel * lanes + l];
-                    for (o, pixel) in output[out.clone()].iter_mut().zip(pixels.clone()) {
-                        *o = lane(values, pixel);
-                    }
-                    if let Some(indices) = indices.as_deref_mut() {
-                        for (o, pixel) in indices[out].iter_mut().zip(pixels) {
-                            *o = i64::from(lane(chosen, pixel).to_bits());
-                        }
-                    }
-                }
+                let lanes_of = LaneResults {
+                    values,
+                    chosen,
+                    lanes,
+                };
+                lanes_of.copy_out(p0..p0 + count, &band, &mut destination);
             }
             p0 += count;
         }
         super::scratch::give_back(scratch);
+    }
+}
+
+/// The task's outputs (and indices): its output rows `rows` of planes of `rows_per_plane` rows
+/// of `out_width` pixels.
+struct Destination<'a> {
+    output: &'a mut [f32],
+    indices: Option<&'a mut [i64]>,
+    rows: Range<usize>,
+    rows_per_plane: usize,
+    out_width: usize,
+}
+
+/// A band's results in the transposed layout: pixel `p` of lane `l` at `p * lanes + l`.
+struct LaneResults<'a> {
+    values: &'a [f32],
+    chosen: &'a [f32],
+    lanes: usize,
+}
+
+impl LaneResults<'_> {
+    /// Copies lane `l`'s results to plane `planes.start + l`'s rows of `band`, where the task
+    /// holds them (element by element: the 8x8 transpose-out covers whole groups on v3).
+    fn copy_out(&self, planes: Range<usize>, band: &Range<usize>, to: &mut Destination) {
+        let (rows, width) = (&to.rows, to.out_width);
+        for (l, plane) in planes.enumerate() {
+            let plane_rows = plane * to.rows_per_plane;
+            let lo = rows.start.max(plane_rows + band.start);
+            let hi = rows.end.min(plane_rows + band.end);
+            if lo >= hi {
+                continue;
+            }
+            let band_row = |row: usize| (row - plane_rows - band.start) * width;
+            let pixels = band_row(lo)..band_row(hi);
+            let out = (lo - rows.start) * width..(hi - rows.start) * width;
+            let lane = |results: &[f32], pixel: usize| results[pixel * self.lanes + l];
+            for (o, pixel) in to.output[out.clone()].iter_mut().zip(pixels.clone()) {
+                *o = lane(self.values, pixel);
+            }
+            if let Some(indices) = to.indices.as_deref_mut() {
+                for (o, pixel) in indices[out].iter_mut().zip(pixels) {
+                    *o = i64::from(lane(self.chosen, pixel).to_bits());
+                }
+            }
+        }
     }
 }
 
