@@ -120,20 +120,26 @@ impl WithSimd for SeparableMax<'_> {
                 phase_len,
                 tap_slots: &tap_slots[..if channels_last { 0 } else { ax.kernel }],
             };
-            let mut keys: [Option<(usize, usize, usize)>; MAX_RING] = [None; MAX_RING];
+            // Which input row each ring slot holds, as `row_key` (0: none).
+            let mut keys = [0usize; MAX_RING];
+            let row_key = |outer: usize, z: usize, y: usize| {
+                ((outer * az.input + z) * ay.input + y).wrapping_add(1)
+            };
             let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
             for local_row in 0..rows.len() {
                 let (outer, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
                 cursor.advance();
                 let z = az.taps(oz).first;
                 let ty = ay.taps(oy);
-                let mut slots = [0usize; MAX_RING];
-                for (j, slot_of_row) in slots[..ty.count].iter_mut().enumerate() {
+                // Where each window row's h row starts in the ring.
+                let mut starts = [0usize; MAX_RING];
+                for (j, start) in starts[..ty.count].iter_mut().enumerate() {
                     let y = ty.first + j * ay.dilation;
                     let slot = y & (ring - 1);
-                    *slot_of_row = slot;
-                    if keys[slot] != Some((outer, z, y)) {
-                        keys[slot] = Some((outer, z, y));
+                    *start = slot * h_len;
+                    let key = row_key(outer, z, y);
+                    if keys[slot] != key {
+                        keys[slot] = key;
                         let h = &mut ring_rows[slot * h_len..][..h_len];
                         if channels_last {
                             h_row_channels_last(simd, plan, input, (outer, z, y), h);
@@ -150,38 +156,85 @@ impl WithSimd for SeparableMax<'_> {
                     }
                 }
                 let out = &mut output[local_row * row_len..][..row_len];
-                merge_rows(simd, ring_rows, h_len, &slots[..ty.count], out);
+                max_of_rows(simd, ring_rows, &starts[..ty.count], out);
             }
         }
         scratch::give_back(buffer);
     }
 }
 
-/// `out[i] = max over the h rows in `slots` (in order) of h[i]`.
+/// `out[i] = max over s in `starts` (in order) of data[s + i]`, in blocks of 4 vectors so that
+/// each source costs one bounds check per block. A last partial vector reads only `out.len()`
+/// elements of each source.
 #[inline(always)]
-fn merge_rows<S: Simd>(simd: S, ring_rows: &[f32], h_len: usize, slots: &[usize], out: &mut [f32]) {
+fn max_of_rows<S: Simd>(simd: S, data: &[f32], starts: &[usize], out: &mut [f32]) {
+    let lanes = lanes::<S>();
+    let mut i = 0;
+    while i + 4 * lanes <= out.len() {
+        let block = max_block::<S, 4>(simd, data, starts, i);
+        store_block::<S, 4>(out, i, &block);
+        i += 4 * lanes;
+    }
+    match (out.len() - i) / lanes {
+        0 => {}
+        1 => {
+            store_block::<S, 1>(out, i, &max_block::<S, 1>(simd, data, starts, i));
+            i += lanes;
+        }
+        2 => {
+            store_block::<S, 2>(out, i, &max_block::<S, 2>(simd, data, starts, i));
+            i += 2 * lanes;
+        }
+        _ => {
+            store_block::<S, 3>(out, i, &max_block::<S, 3>(simd, data, starts, i));
+            i += 3 * lanes;
+        }
+    }
+    if i < out.len() {
+        let count = out.len() - i;
+        let rule = MaxValue;
+        let zero = simd.splat_u32s(0);
+        let mut acc = rule.init(simd, zero);
+        for &start in starts {
+            let value = load_first::<S>(data, start + i, count, f32::NEG_INFINITY);
+            acc = rule.add(simd, acc, value, zero);
+        }
+        store_first::<S>(out, i, count, acc.value);
+    }
+}
+
+/// `V` vectors of maxima at `at`: vector v is the max over `starts` of `data[s + at + v * lanes..]`.
+#[inline(always)]
+fn max_block<S: Simd, const V: usize>(
+    simd: S,
+    data: &[f32],
+    starts: &[usize],
+    at: usize,
+) -> [S::f32s; V] {
     let lanes = lanes::<S>();
     let rule = MaxValue;
     let zero = simd.splat_u32s(0);
-    let mut i = 0;
-    while i < out.len() {
-        let count = (out.len() - i).min(lanes);
-        let mut acc = rule.init(simd, zero);
-        for &slot in slots {
-            let h = &ring_rows[slot * h_len..][..h_len];
-            let value = if i + lanes <= h_len {
-                load::<S>(h, i)
-            } else {
-                load_first::<S>(h, i, count, f32::NEG_INFINITY)
-            };
-            acc = rule.add(simd, acc, value, zero);
+    let mut accs = [rule.init(simd, zero); V];
+    for &start in starts {
+        let block = &data[start + at..start + at + V * lanes];
+        for (v, acc) in accs.iter_mut().enumerate() {
+            *acc = rule.add(simd, *acc, load::<S>(block, v * lanes), zero);
         }
-        if count == lanes {
-            store::<S>(out, i, acc.value);
-        } else {
-            store_first::<S>(out, i, count, acc.value);
-        }
-        i += lanes;
+    }
+    let mut values = [simd.splat_f32s(0.0); V];
+    for (value, acc) in values.iter_mut().zip(&accs) {
+        *value = acc.value;
+    }
+    values
+}
+
+/// Stores `V` whole vectors at `out[at..]`.
+#[inline(always)]
+fn store_block<S: Simd, const V: usize>(out: &mut [f32], at: usize, values: &[S::f32s; V]) {
+    let lanes = lanes::<S>();
+    let block = &mut out[at..at + V * lanes];
+    for (v, value) in values.iter().enumerate() {
+        store::<S>(block, v * lanes, *value);
     }
 }
 
@@ -194,36 +247,19 @@ fn h_row_channels_last<S: Simd>(
     (n, z, y): (usize, usize, usize),
     h: &mut [f32],
 ) {
-    let lanes = lanes::<S>();
-    let rule = MaxValue;
-    let zero = simd.splat_u32s(0);
     let ax = &plan.axes[2];
     let channels = plan.channels;
     let strides = &plan.input_strides;
-    let row = n * strides[0] + z * strides[2] + y * strides[3];
+    let row = &input[n * strides[0] + z * strides[2] + y * strides[3]..][..ax.input * channels];
     let interior = ax.interior();
+    let mut starts = [0usize; MAX_TAPS_X];
     for ox in 0..ax.output {
         let tx = ax.taps_given_interior(ox, &interior);
-        let mut c = 0;
-        while c < channels {
-            let width = (channels - c).min(lanes);
-            let mut acc = rule.init(simd, zero);
-            for ix in 0..tx.count {
-                let at = row + (tx.first + ix * ax.dilation) * channels + c;
-                let value = if width == lanes {
-                    load::<S>(input, at)
-                } else {
-                    load_first::<S>(input, at, width, f32::NEG_INFINITY)
-                };
-                acc = rule.add(simd, acc, value, zero);
-            }
-            if width == lanes {
-                store::<S>(h, ox * channels + c, acc.value);
-            } else {
-                store_first::<S>(h, ox * channels + c, width, acc.value);
-            }
-            c += lanes;
+        for (ix, start) in starts[..tx.count].iter_mut().enumerate() {
+            *start = (tx.first + ix * ax.dilation) * channels;
         }
+        let out = &mut h[ox * channels..][..channels];
+        max_of_rows(simd, row, &starts[..tx.count], out);
     }
 }
 
@@ -245,21 +281,9 @@ fn h_row_channels_first<S: Simd>(
     h: &mut [f32],
     row: &mut RowTaps<'_>,
 ) {
-    let lanes = lanes::<S>();
-    let rule = MaxValue;
-    let zero = simd.splat_u32s(0);
     let ax = &plan.axes[2];
     let strides = &plan.input_strides;
     let source = &input[plane * strides[1] + z * strides[2] + y * strides[3]..][..ax.input];
     copy_row(simd, row.buffer, source, ax, 0, row.phase_len);
-    let buffer = &*row.buffer;
-    let mut v = 0;
-    while v < h.len() {
-        let mut acc = rule.init(simd, zero);
-        for &slot in row.tap_slots {
-            acc = rule.add(simd, acc, load::<S>(buffer, slot + v), zero);
-        }
-        store::<S>(h, v, acc.value);
-        v += lanes;
-    }
+    max_of_rows(simd, row.buffer, row.tap_slots, h);
 }
