@@ -308,6 +308,46 @@ fn whole_windows_in_padded_blocks_on_every_level() {
 }
 
 #[test]
+fn separable_bands_on_every_level() {
+    // Channels-first separable max with x stride 1 runs a plane's rows in bands over a flat
+    // padded block: several bands per plane (150x120), bands cut by the thread split, y strides
+    // and dilations, asymmetric padding, ceil mode, rows narrower than a vector.
+    let descs = [
+        PoolDesc::max(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[2, 2])),
+        PoolDesc::max(&[5, 3])
+            .strides(&[2, 1])
+            .padding(Padding::explicit(&[1, 0], &[2, 1]))
+            .ceil_mode(true),
+        PoolDesc::max(&[3, 2])
+            .strides(&[1, 1])
+            .dilations(&[2, 3])
+            .padding(Padding::explicit(&[2, 1], &[0, 3])),
+        PoolDesc::max(&[4, 7])
+            .strides(&[3, 1])
+            .padding(Padding::explicit(&[0, 3], &[3, 2]))
+            .ceil_mode(true),
+    ];
+    let shapes = [[1, 3, 150, 120], [2, 5, 40, 40], [1, 2, 9, 1], [1, 4, 31, 3]];
+    let mut runs = 0;
+    for desc in &descs {
+        for shape in shapes {
+            let Ok(plan) = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape) else {
+                continue;
+            };
+            assert!(
+                plan.kernel_name().starts_with("separable"),
+                "{shape:?}: {}",
+                plan.kernel_name()
+            );
+            runs += check_everywhere("bands", desc, Layout::ChannelsFirst, &shape);
+        }
+    }
+    assert!(runs > 20, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn one_and_three_dimensions_on_every_level() {
     let cases: Vec<(PoolDesc, Vec<usize>)> = vec![
         (

@@ -15,6 +15,7 @@ pub(crate) mod reduce;
 pub(crate) mod scalar;
 mod scratch;
 pub(crate) mod separable;
+mod separable_bands;
 mod simd_io;
 pub(crate) mod small_planes;
 #[cfg(target_arch = "x86_64")]

@@ -21,6 +21,7 @@ use pulp::{Simd, WithSimd};
 use super::channels_first::{MAX_TAPS_X, chunking, copy_row};
 use super::reduce::{MaxValue, Reducer};
 use super::scratch;
+use super::separable_bands;
 use super::simd_io::{lanes, load, load_first, store, store_first};
 use crate::{Layout, Plan};
 
@@ -51,12 +52,13 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
         Layout::ChannelsFirst => ax.output.saturating_add(lanes),
     };
     let ring_fits = ring.saturating_mul(h_row) <= MAX_RING_ELEMENTS;
+    // A window row's tap offsets live in a stack array (wider windows run direct).
     let row_fits = ring_fits
+        && ax.kernel <= MAX_TAPS_X
         && match plan.layout {
             Layout::ChannelsLast => true,
             Layout::ChannelsFirst => {
-                ax.kernel <= MAX_TAPS_X
-                    && chunking(plan, lanes).is_some_and(|(chunk, _)| chunk >= ax.output)
+                chunking(plan, lanes).is_some_and(|(chunk, _)| chunk >= ax.output)
             }
         };
     z_trivial && ay.kernel > 1 && ring <= MAX_RING && saves && row_fits
@@ -81,6 +83,10 @@ impl WithSimd for SeparableMax<'_> {
             output,
             rows,
         } = self;
+        if plan.layout == Layout::ChannelsFirst && separable_bands::shape(plan).is_some() {
+            separable_bands::run(simd, plan, input, output, rows);
+            return;
+        }
         let lanes = lanes::<S>();
         let [az, ay, ax] = plan.axes;
         // A power of two, so that a row's slot is a mask, not a division.
@@ -167,7 +173,7 @@ impl WithSimd for SeparableMax<'_> {
 /// each source costs one bounds check per block. A last partial vector reads only `out.len()`
 /// elements of each source.
 #[inline(always)]
-fn max_of_rows<S: Simd>(simd: S, data: &[f32], starts: &[usize], out: &mut [f32]) {
+pub(super) fn max_of_rows<S: Simd>(simd: S, data: &[f32], starts: &[usize], out: &mut [f32]) {
     let lanes = lanes::<S>();
     let mut i = 0;
     while i + 4 * lanes <= out.len() {

@@ -1,0 +1,139 @@
+//! Separable max, channels-first, x stride 1: a band of one plane's output rows at a time.
+//!
+//! ```text
+//! block = the band's input rows, with −∞ around them (padding, rows past the input)
+//! h[i]   = max over tx of block[i + tx * dx]          one vector loop over the whole band
+//! out[i] = max over ty of h[i + ty * dy * pitch]      one loop (y stride 1) or one per row
+//! ```
+//!
+//! The block's rows are `pitch` = output width + (kx - 1) * dx elements apart, so a window's
+//! taps are fixed offsets in the flat block and both passes run over the band as one long row:
+//! a 40-wide plane is 5 vectors per row, and loops per row cost more than the maxima (`sppf`
+//! NCHW). The last (kx - 1) * dx elements of each h row mix two rows and no result reads them.
+//! Both passes take taps in window order, so the result is the reference's (see
+//! [`super::separable`]).
+
+use std::ops::Range;
+
+use pulp::Simd;
+
+use super::channels_first::MAX_TAPS_X;
+use super::scratch;
+use super::separable::{MAX_RING, MAX_RING_ELEMENTS, max_of_rows};
+use crate::Plan;
+
+/// Elements of one band's block (and of its h and y-stride-1 output buffers): 32 KiB each, so
+/// the three stay in L2 while a band is worked on.
+const BAND_ELEMENTS: usize = 8 * 1024;
+
+/// Padded row length and rows of input a single output row reads, when the band path applies:
+/// x stride 1 and a one-row band whose three buffers stay under the separable kernel's bound.
+pub(crate) fn shape(plan: &Plan<f32>) -> Option<(usize, usize)> {
+    let [_, ay, ax] = &plan.axes;
+    if ax.stride != 1 || ax.kernel > MAX_TAPS_X {
+        return None;
+    }
+    let pitch = (ax.kernel - 1)
+        .checked_mul(ax.dilation)?
+        .checked_add(ax.output)?;
+    let window_rows = (ay.kernel - 1).checked_mul(ay.dilation)?.checked_add(1)?;
+    let fits = window_rows.checked_mul(pitch)?.checked_mul(3)? <= MAX_RING_ELEMENTS;
+    fits.then_some((pitch, window_rows))
+}
+
+/// Output rows `rows` (flattened (plane, oz, oy)) of a channels-first plan for which [`shape`]
+/// is `Some`, written to `output` (the rows' own slice).
+#[inline(always)]
+pub(crate) fn run<S: Simd>(
+    simd: S,
+    plan: &Plan<f32>,
+    input: &[f32],
+    output: &mut [f32],
+    rows: Range<usize>,
+) {
+    let Some((pitch, window_rows)) = shape(plan) else {
+        unreachable!("the separable kernel takes this path only where `shape` holds");
+    };
+    let [az, ay, ax] = plan.axes;
+    let width = ax.output;
+    // Most output rows per band: those whose input rows fit BAND_ELEMENTS, at least one.
+    let band_rows = (BAND_ELEMENTS / pitch).max(window_rows);
+    let band = (band_rows - window_rows) / ay.stride + 1;
+    let block_len = ((band - 1) * ay.stride + window_rows) * pitch;
+    let mut buffer = scratch::take(3 * block_len);
+    {
+        let (block, rest) = buffer.split_at_mut(block_len);
+        let (h, flat_out) = rest.split_at_mut(block_len);
+        let mut x_starts = [0usize; MAX_TAPS_X];
+        for (tx, start) in x_starts[..ax.kernel].iter_mut().enumerate() {
+            *start = tx * ax.dilation;
+        }
+        let x_starts = &x_starts[..ax.kernel];
+        let mut y_starts = [0usize; MAX_RING];
+        for (ty, start) in y_starts[..ay.kernel].iter_mut().enumerate() {
+            *start = ty * ay.dilation * pitch;
+        }
+        let x_span = (ax.kernel - 1) * ax.dilation;
+        let mut row = rows.start;
+        while row < rows.end {
+            let (slab, oy) = (row / ay.output, row % ay.output);
+            let (outer, oz) = (slab / az.output, slab % az.output);
+            let count = band.min(ay.output - oy).min(rows.end - row);
+            let block_rows = (count - 1) * ay.stride + window_rows;
+            let len = block_rows * pitch;
+            let plane = outer * plan.input_strides[1] + az.taps(oz).first * plan.input_strides[2];
+            fill_block(
+                &mut block[..len],
+                &input[plane..][..ay.input * ax.input],
+                (ay, ax, pitch),
+                oy * ay.stride,
+            );
+            max_of_rows(simd, &block[..len], x_starts, &mut h[..len - x_span]);
+            let out = &mut output[(row - rows.start) * width..][..count * width];
+            if ay.stride == 1 {
+                let flat_len = (count - 1) * pitch + width;
+                let flat = &mut flat_out[..flat_len];
+                max_of_rows(simd, &h[..len - x_span], &y_starts[..ay.kernel], flat);
+                for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
+                    out_row.copy_from_slice(&flat[r * pitch..][..width]);
+                }
+            } else {
+                for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
+                    let mut starts = y_starts;
+                    for start in &mut starts[..ay.kernel] {
+                        *start += r * ay.stride * pitch;
+                    }
+                    max_of_rows(simd, &h[..len - x_span], &starts[..ay.kernel], out_row);
+                }
+            }
+            row += count;
+        }
+    }
+    scratch::give_back(buffer);
+}
+
+/// Writes the block's rows: padded row `first + r` (padded coordinates start at −pad_begin)
+/// holds input row `first + r - pad_begin` between −∞ padding columns, or only −∞ outside the
+/// input.
+fn fill_block(
+    block: &mut [f32],
+    plane: &[f32],
+    (ay, ax, pitch): (crate::geometry::Axis, crate::geometry::Axis, usize),
+    first: usize,
+) {
+    let left = ax.pad_begin.min(pitch);
+    let inside = ax.input.min(pitch - left);
+    for (r, block_row) in block.chunks_exact_mut(pitch).enumerate() {
+        let y = (first + r).checked_sub(ay.pad_begin).filter(|&y| y < ay.input);
+        match y {
+            Some(y) => {
+                let (pad, rest) = block_row.split_at_mut(left);
+                pad.fill(f32::NEG_INFINITY);
+                let (row, pad) = rest.split_at_mut(inside);
+                row.copy_from_slice(&plane[y * ax.input..][..inside]);
+                pad.fill(f32::NEG_INFINITY);
+            }
+            None => block_row.fill(f32::NEG_INFINITY),
+        }
+    }
+}
