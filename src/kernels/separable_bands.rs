@@ -20,6 +20,7 @@ use pulp::Simd;
 use super::channels_first::MAX_TAPS_X;
 use super::scratch;
 use super::separable::{MAX_RING, MAX_RING_ELEMENTS, max_of_rows};
+use super::simd_io::copy_short;
 use crate::Plan;
 
 /// Elements of one band's block (and of its h and y-stride-1 output buffers): 32 KiB each, so
@@ -64,6 +65,8 @@ pub(crate) fn run<S: Simd>(
     {
         let (block, rest) = buffer.split_at_mut(block_len);
         let (h, flat_out) = rest.split_at_mut(block_len);
+        // The padding columns: written once, `fill_block` writes only between them.
+        block.fill(f32::NEG_INFINITY);
         let mut x_starts = [0usize; MAX_TAPS_X];
         for (tx, start) in x_starts[..ax.kernel].iter_mut().enumerate() {
             *start = tx * ax.dilation;
@@ -95,7 +98,7 @@ pub(crate) fn run<S: Simd>(
                 let flat = &mut flat_out[..flat_len];
                 max_of_rows(simd, &h[..len - x_span], &y_starts[..ay.kernel], flat);
                 for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
-                    out_row.copy_from_slice(&flat[r * pitch..][..width]);
+                    copy_short(out_row, &flat[r * pitch..][..width]);
                 }
             } else {
                 for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
@@ -112,9 +115,10 @@ pub(crate) fn run<S: Simd>(
     scratch::give_back(buffer);
 }
 
-/// Writes the block's rows: padded row `first + r` (padded coordinates start at −pad_begin)
-/// holds input row `first + r - pad_begin` between −∞ padding columns, or only −∞ outside the
-/// input.
+/// Writes the block's rows between its padding columns (already −∞ and never written here):
+/// padded row `first + r` (padded coordinates start at −pad_begin) holds input row
+/// `first + r - pad_begin`, or −∞ outside the input.
+#[inline(always)]
 fn fill_block(
     block: &mut [f32],
     plane: &[f32],
@@ -124,16 +128,10 @@ fn fill_block(
     let left = ax.pad_begin.min(pitch);
     let inside = ax.input.min(pitch - left);
     for (r, block_row) in block.chunks_exact_mut(pitch).enumerate() {
-        let y = (first + r).checked_sub(ay.pad_begin).filter(|&y| y < ay.input);
-        match y {
-            Some(y) => {
-                let (pad, rest) = block_row.split_at_mut(left);
-                pad.fill(f32::NEG_INFINITY);
-                let (row, pad) = rest.split_at_mut(inside);
-                row.copy_from_slice(&plane[y * ax.input..][..inside]);
-                pad.fill(f32::NEG_INFINITY);
-            }
-            None => block_row.fill(f32::NEG_INFINITY),
+        let row = &mut block_row[left..left + inside];
+        match (first + r).checked_sub(ay.pad_begin).filter(|&y| y < ay.input) {
+            Some(y) => copy_short(row, &plane[y * ax.input..][..inside]),
+            None => row.fill(f32::NEG_INFINITY),
         }
     }
 }
