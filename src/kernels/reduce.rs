@@ -119,6 +119,73 @@ impl Reducer for MaxValue {
     }
 }
 
+/// Max without indices over taps that hold no NaN (the kernel has checked them): on x86 the
+/// rule is then one `maxps(x, running)`, which keeps the running value unless `x` is greater
+/// (ties keep the first, as the rule does), instead of three instructions. Other levels use
+/// [`MaxValue`]'s select, which gives the same results.
+#[derive(Clone, Copy)]
+pub(crate) struct MaxOfNumbers;
+
+impl Reducer for MaxOfNumbers {
+    const TRACKS_INDEX: bool = false;
+    const SUMS: bool = false;
+    const FILL: f32 = f32::NEG_INFINITY;
+
+    #[inline(always)]
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, index: S::u32s) -> Acc<S> {
+        if let Some(value) = x86_max_of_numbers(simd, acc.value, x) {
+            return Acc { value, ..acc };
+        }
+        MaxValue.add(simd, acc, x, index)
+    }
+
+    #[inline(always)]
+    fn finish<S: Simd>(self, _simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
+        acc.value
+    }
+}
+
+/// `maxps(x, running)` on x86 levels (`None` on others).
+#[inline(always)]
+fn x86_max_of_numbers<S: Simd>(simd: S, running: S::f32s, x: S::f32s) -> Option<S::f32s> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        use core::arch::x86_64::{__m128, __m256, __m512};
+        let token = &simd as &dyn Any;
+        if let Some(v3) = token.downcast_ref::<pulp::x86::V3>() {
+            let (r, x): (__m256, __m256) = (bytemuck::cast(running), bytemuck::cast(x));
+            return Some(bytemuck::cast(v3.avx._mm256_max_ps(x, r)));
+        }
+        if let Some(v4) = token.downcast_ref::<pulp::x86::V4>() {
+            let (r, x): (__m512, __m512) = (bytemuck::cast(running), bytemuck::cast(x));
+            return Some(bytemuck::cast(v4.avx512f._mm512_max_ps(x, r)));
+        }
+        if let Some(v2) = token.downcast_ref::<pulp::x86::V2>() {
+            let (r, x): (__m128, __m128) = (bytemuck::cast(running), bytemuck::cast(x));
+            return Some(bytemuck::cast(v2.sse._mm_max_ps(x, r)));
+        }
+    }
+    let _ = (simd, running, x);
+    None
+}
+
+/// Whether `data` holds a NaN: one compare and one `and` per vector, so that a max kernel can
+/// take [`MaxOfNumbers`] for data without one.
+#[inline(always)]
+pub(crate) fn any_nan<S: Simd>(simd: S, data: &[f32]) -> bool {
+    let lanes = super::simd_io::lanes::<S>();
+    let mut vectors = data.chunks_exact(lanes);
+    let zero = simd.splat_f32s(0.0);
+    let mut numbers = simd.equal_f32s(zero, zero);
+    for vector in &mut vectors {
+        let x = super::simd_io::load::<S>(vector, 0);
+        numbers = simd.and_m32s(numbers, simd.equal_f32s(x, x));
+    }
+    simd.first_true_m32s(simd.not_m32s(numbers)) < lanes
+        || vectors.remainder().iter().any(|x| x.is_nan())
+}
+
 /// The max rule on x86 levels in three instructions: `maxps(x, running)` is
 /// `x > running ? x : running`, which is the rule except that a NaN `x` must replace the
 /// running value, so a NaN test on `x` (independent of the running value) selects it back. Two

@@ -19,7 +19,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::channels_first::{MAX_TAPS_X, chunking, copy_row};
-use super::reduce::{MaxValue, Reducer};
+use super::reduce::{MaxOfNumbers, MaxValue, Reducer, any_nan};
 use super::scratch;
 use super::separable_bands;
 use super::simd_io::{lanes, load, load_first, store, store_first};
@@ -128,6 +128,8 @@ impl WithSimd for SeparableMax<'_> {
             };
             // Which input row each ring slot holds, as `row_key` (0: none).
             let mut keys = [0usize; MAX_RING];
+            // Whether each slot's input row holds a NaN (its h row then may).
+            let mut nans = [false; MAX_RING];
             let row_key = |outer: usize, z: usize, y: usize| {
                 ((outer * az.input + z) * ay.input + y).wrapping_add(1)
             };
@@ -139,6 +141,7 @@ impl WithSimd for SeparableMax<'_> {
                 let ty = ay.taps(oy);
                 // Where each window row's h row starts in the ring.
                 let mut starts = [0usize; MAX_RING];
+                let mut nan = false;
                 for (j, start) in starts[..ty.count].iter_mut().enumerate() {
                     let y = ty.first + j * ay.dilation;
                     let slot = y & (ring - 1);
@@ -147,8 +150,8 @@ impl WithSimd for SeparableMax<'_> {
                     if keys[slot] != key {
                         keys[slot] = key;
                         let h = &mut ring_rows[slot * h_len..][..h_len];
-                        if channels_last {
-                            h_row_channels_last(simd, plan, input, (outer, z, y), h);
+                        nans[slot] = if channels_last {
+                            h_row_channels_last(simd, plan, input, (outer, z, y), h)
                         } else {
                             h_row_channels_first(
                                 simd,
@@ -157,12 +160,18 @@ impl WithSimd for SeparableMax<'_> {
                                 (outer, z, y),
                                 h,
                                 &mut row_taps,
-                            );
-                        }
+                            )
+                        };
                     }
+                    nan |= nans[slot];
                 }
                 let out = &mut output[local_row * row_len..][..row_len];
-                max_of_rows(simd, ring_rows, &starts[..ty.count], out);
+                let starts = &starts[..ty.count];
+                if nan {
+                    max_of_rows(simd, MaxValue, ring_rows, starts, out);
+                } else {
+                    max_of_rows(simd, MaxOfNumbers, ring_rows, starts, out);
+                }
             }
         }
         scratch::give_back(buffer);
@@ -173,32 +182,37 @@ impl WithSimd for SeparableMax<'_> {
 /// each source costs one bounds check per block. A last partial vector reads only `out.len()`
 /// elements of each source.
 #[inline(always)]
-pub(super) fn max_of_rows<S: Simd>(simd: S, data: &[f32], starts: &[usize], out: &mut [f32]) {
+pub(super) fn max_of_rows<S: Simd, R: Reducer>(
+    simd: S,
+    rule: R,
+    data: &[f32],
+    starts: &[usize],
+    out: &mut [f32],
+) {
     let lanes = lanes::<S>();
     let mut i = 0;
     while i + 4 * lanes <= out.len() {
-        let block = max_block::<S, 4>(simd, data, starts, i);
+        let block = max_block::<S, R, 4>(simd, rule, data, starts, i);
         store_block::<S, 4>(out, i, &block);
         i += 4 * lanes;
     }
     match (out.len() - i) / lanes {
         0 => {}
         1 => {
-            store_block::<S, 1>(out, i, &max_block::<S, 1>(simd, data, starts, i));
+            store_block::<S, 1>(out, i, &max_block::<S, R, 1>(simd, rule, data, starts, i));
             i += lanes;
         }
         2 => {
-            store_block::<S, 2>(out, i, &max_block::<S, 2>(simd, data, starts, i));
+            store_block::<S, 2>(out, i, &max_block::<S, R, 2>(simd, rule, data, starts, i));
             i += 2 * lanes;
         }
         _ => {
-            store_block::<S, 3>(out, i, &max_block::<S, 3>(simd, data, starts, i));
+            store_block::<S, 3>(out, i, &max_block::<S, R, 3>(simd, rule, data, starts, i));
             i += 3 * lanes;
         }
     }
     if i < out.len() {
         let count = out.len() - i;
-        let rule = MaxValue;
         let zero = simd.splat_u32s(0);
         let mut acc = rule.init(simd, zero);
         for &start in starts {
@@ -211,14 +225,14 @@ pub(super) fn max_of_rows<S: Simd>(simd: S, data: &[f32], starts: &[usize], out:
 
 /// `V` vectors of maxima at `at`: vector v is the max over `starts` of `data[s + at + v * lanes..]`.
 #[inline(always)]
-fn max_block<S: Simd, const V: usize>(
+fn max_block<S: Simd, R: Reducer, const V: usize>(
     simd: S,
+    rule: R,
     data: &[f32],
     starts: &[usize],
     at: usize,
 ) -> [S::f32s; V] {
     let lanes = lanes::<S>();
-    let rule = MaxValue;
     let zero = simd.splat_u32s(0);
     let mut accs = [rule.init(simd, zero); V];
     for &start in starts {
@@ -244,7 +258,8 @@ fn store_block<S: Simd, const V: usize>(out: &mut [f32], at: usize, values: &[S:
     }
 }
 
-/// Horizontal maxima of input row (n, z, y), channels-last: `h[ox * C + c]`.
+/// Horizontal maxima of input row (n, z, y), channels-last: `h[ox * C + c]`. Returns whether
+/// the row holds a NaN.
 #[inline(always)]
 fn h_row_channels_last<S: Simd>(
     simd: S,
@@ -252,11 +267,12 @@ fn h_row_channels_last<S: Simd>(
     input: &[f32],
     (n, z, y): (usize, usize, usize),
     h: &mut [f32],
-) {
+) -> bool {
     let ax = &plan.axes[2];
     let channels = plan.channels;
     let strides = &plan.input_strides;
     let row = &input[n * strides[0] + z * strides[2] + y * strides[3]..][..ax.input * channels];
+    let nan = any_nan(simd, row);
     let interior = ax.interior();
     let mut starts = [0usize; MAX_TAPS_X];
     for ox in 0..ax.output {
@@ -264,9 +280,14 @@ fn h_row_channels_last<S: Simd>(
         for (ix, start) in starts[..tx.count].iter_mut().enumerate() {
             *start = (tx.first + ix * ax.dilation) * channels;
         }
-        let out = &mut h[ox * channels..][..channels];
-        max_of_rows(simd, row, &starts[..tx.count], out);
+        let (out, starts) = (&mut h[ox * channels..][..channels], &starts[..tx.count]);
+        if nan {
+            max_of_rows(simd, MaxValue, row, starts, out);
+        } else {
+            max_of_rows(simd, MaxOfNumbers, row, starts, out);
+        }
     }
+    nan
 }
 
 /// The channels-first row buffer (padded, split by phase) and where each x tap reads in it.
@@ -277,7 +298,8 @@ struct RowTaps<'a> {
 }
 
 /// Horizontal maxima of input row (plane, z, y), channels-first: `h[ox]`, through the padded
-/// phase-split row buffer of the direct kernel (its padding already written).
+/// phase-split row buffer of the direct kernel (its padding already written). Returns whether
+/// the row holds a NaN.
 #[inline(always)]
 fn h_row_channels_first<S: Simd>(
     simd: S,
@@ -286,10 +308,16 @@ fn h_row_channels_first<S: Simd>(
     (plane, z, y): (usize, usize, usize),
     h: &mut [f32],
     row: &mut RowTaps<'_>,
-) {
+) -> bool {
     let ax = &plan.axes[2];
     let strides = &plan.input_strides;
     let source = &input[plane * strides[1] + z * strides[2] + y * strides[3]..][..ax.input];
     copy_row(simd, row.buffer, source, ax, 0, row.phase_len);
-    max_of_rows(simd, row.buffer, row.tap_slots, h);
+    let nan = any_nan(simd, source);
+    if nan {
+        max_of_rows(simd, MaxValue, row.buffer, row.tap_slots, h);
+    } else {
+        max_of_rows(simd, MaxOfNumbers, row.buffer, row.tap_slots, h);
+    }
+    nan
 }

@@ -19,6 +19,7 @@ use pulp::Simd;
 
 use super::channels_first::MAX_TAPS_X;
 use super::scratch;
+use super::reduce::{MaxOfNumbers, MaxValue, Reducer, any_nan};
 use super::separable::{MAX_RING, MAX_RING_ELEMENTS, max_of_rows};
 use super::simd_io::copy_short;
 use crate::Plan;
@@ -91,28 +92,69 @@ pub(crate) fn run<S: Simd>(
                 (ay, ax, pitch),
                 oy * ay.stride,
             );
-            max_of_rows(simd, &block[..len], x_starts, &mut h[..len - x_span]);
             let out = &mut output[(row - rows.start) * width..][..count * width];
-            if ay.stride == 1 {
-                let flat_len = (count - 1) * pitch + width;
-                let flat = &mut flat_out[..flat_len];
-                max_of_rows(simd, &h[..len - x_span], &y_starts[..ay.kernel], flat);
-                for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
-                    copy_short(out_row, &flat[r * pitch..][..width]);
-                }
+            let passes = Passes {
+                block: &block[..len],
+                h: &mut h[..len - x_span],
+                flat: flat_out,
+                x_starts,
+                y_starts: &y_starts[..ay.kernel],
+                pitch,
+                y_stride: ay.stride,
+            };
+            if any_nan(simd, &block[..len]) {
+                passes.run(simd, MaxValue, out, width);
             } else {
-                for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
-                    let mut starts = y_starts;
-                    for start in &mut starts[..ay.kernel] {
-                        *start += r * ay.stride * pitch;
-                    }
-                    max_of_rows(simd, &h[..len - x_span], &starts[..ay.kernel], out_row);
-                }
+                passes.run(simd, MaxOfNumbers, out, width);
             }
             row += count;
         }
     }
     scratch::give_back(buffer);
+}
+
+/// One band's two passes over its filled block.
+struct Passes<'a> {
+    block: &'a [f32],
+    h: &'a mut [f32],
+    flat: &'a mut [f32],
+    x_starts: &'a [usize],
+    y_starts: &'a [usize],
+    pitch: usize,
+    y_stride: usize,
+}
+
+impl Passes<'_> {
+    /// Row maxima into `h`, then the band's output rows (`width` wide) into `out`.
+    #[inline(always)]
+    fn run<S: Simd, R: Reducer>(self, simd: S, rule: R, out: &mut [f32], width: usize) {
+        let Passes {
+            block,
+            h,
+            flat,
+            x_starts,
+            y_starts,
+            pitch,
+            y_stride,
+        } = self;
+        max_of_rows(simd, rule, block, x_starts, h);
+        let h = &*h;
+        if y_stride == 1 {
+            let flat = &mut flat[..(out.len() / width - 1) * pitch + width];
+            max_of_rows(simd, rule, h, y_starts, flat);
+            for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
+                copy_short(out_row, &flat[r * pitch..][..width]);
+            }
+        } else {
+            for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
+                let mut starts = [0usize; MAX_RING];
+                for (start, y_start) in starts.iter_mut().zip(y_starts) {
+                    *start = y_start + r * y_stride * pitch;
+                }
+                max_of_rows(simd, rule, h, &starts[..y_starts.len()], out_row);
+            }
+        }
+    }
 }
 
 /// Writes the block's rows between its padding columns (already −∞ and never written here):
