@@ -329,7 +329,12 @@ fn separable_bands_on_every_level() {
             .padding(Padding::explicit(&[0, 3], &[3, 2]))
             .ceil_mode(true),
     ];
-    let shapes = [[1, 3, 150, 120], [2, 5, 40, 40], [1, 2, 9, 1], [1, 4, 31, 3]];
+    let shapes = [
+        [1, 3, 150, 120],
+        [2, 5, 40, 40],
+        [1, 2, 9, 1],
+        [1, 4, 31, 3],
+    ];
     let mut runs = 0;
     for desc in &descs {
         for shape in shapes {

@@ -153,14 +153,7 @@ impl WithSimd for SeparableMax<'_> {
                         nans[slot] = if channels_last {
                             h_row_channels_last(simd, plan, input, (outer, z, y), h)
                         } else {
-                            h_row_channels_first(
-                                simd,
-                                plan,
-                                input,
-                                (outer, z, y),
-                                h,
-                                &mut row_taps,
-                            )
+                            h_row_channels_first(simd, plan, input, (outer, z, y), h, &mut row_taps)
                         };
                     }
                     nan |= nans[slot];

@@ -18,8 +18,8 @@ use std::ops::Range;
 use pulp::Simd;
 
 use super::channels_first::MAX_TAPS_X;
-use super::scratch;
 use super::reduce::{MaxOfNumbers, MaxValue, Reducer, any_nan};
+use super::scratch;
 use super::separable::{MAX_RING, MAX_RING_ELEMENTS, max_of_rows};
 use super::simd_io::copy_short;
 use crate::Plan;
@@ -171,7 +171,10 @@ fn fill_block(
     let inside = ax.input.min(pitch - left);
     for (r, block_row) in block.chunks_exact_mut(pitch).enumerate() {
         let row = &mut block_row[left..left + inside];
-        match (first + r).checked_sub(ay.pad_begin).filter(|&y| y < ay.input) {
+        match (first + r)
+            .checked_sub(ay.pad_begin)
+            .filter(|&y| y < ay.input)
+        {
             Some(y) => copy_short(row, &plane[y * ax.input..][..inside]),
             None => row.fill(f32::NEG_INFINITY),
         }
