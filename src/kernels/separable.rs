@@ -13,6 +13,11 @@
 //! It is exact: max is taken with the reference's rule ("greater or NaN replaces") first along
 //! each row, then across rows in order, which selects the same element as the row-major scan (the
 //! first maximum, the last NaN). Max with indices uses the direct kernels.
+//!
+//! Channels-first plans with x stride 1 take [`super::separable_bands`] instead (whole bands of
+//! a plane as one flat block). Rows are combined a block of 4 vectors at a time, one bounds check
+//! per source row and block; a row without NaN (checked once, [`any_nan`]) is combined with the
+//! one-instruction [`MaxOfNumbers`].
 
 use std::ops::Range;
 
