@@ -189,7 +189,12 @@ pub(super) fn max_of_rows<S: Simd, R: Reducer>(
 ) {
     let lanes = lanes::<S>();
     let mut i = 0;
-    while i + 4 * lanes <= out.len() {
+    while i + 8 * lanes <= out.len() {
+        let block = max_block::<S, R, 8>(simd, rule, data, starts, i);
+        store_block::<S, 8>(out, i, &block);
+        i += 8 * lanes;
+    }
+    if i + 4 * lanes <= out.len() {
         let block = max_block::<S, R, 4>(simd, rule, data, starts, i);
         store_block::<S, 4>(out, i, &block);
         i += 4 * lanes;
