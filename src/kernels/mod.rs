@@ -168,8 +168,9 @@ pub(crate) fn row_shape(plan: &Plan<f32>) -> (usize, usize) {
 /// The multiple of output rows a thread's band should hold: the small-planes kernel works on
 /// groups of `lanes` whole planes, so bands of whole groups keep every group whole (a band
 /// that ends inside a group leaves a partial group, transposed element by element); separable
-/// max wants bands of several windows' rows; 1 for the other kernels. Measured with `PAR=1 profile_case nchw <case>` (2 threads, unaligned and
-/// aligned binaries alternated, best 3 of 6): `alexnet` 126-138 µs to 93-102 µs (its 8 bands of
+/// max wants bands of several windows' rows; 1 for the other kernels. Measured with
+/// `PAR=1 profile_case nchw <case>` (2 threads, unaligned and aligned binaries alternated, best
+/// 3 of 6): `alexnet` 126-138 µs to 93-102 µs (its 8 bands of
 /// 12 planes each held a group of 8 and one of 4), `inception` 263-316 µs to 239-300 µs,
 /// `train` 2.47-2.70 ms to 2.37-2.74 ms.
 pub(crate) fn band_rows_multiple(plan: &Plan<f32>) -> usize {
