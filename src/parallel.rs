@@ -52,7 +52,7 @@ pub(crate) fn run(
             .min(threads * TASKS_PER_THREAD)
             .min(rows),
     };
-    let (kernel, isa) = (plan.kernel, plan.kernel.level(plan.isa));
+    let (kernel, isa) = (plan.kernel, plan.isa);
     if tasks <= 1 {
         kernels::run_rows(plan, kernel, isa, input, output, indices, 0..rows);
         return;

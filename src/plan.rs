@@ -166,13 +166,11 @@ impl<T: Element> Plan<T> {
         self.isa
     }
 
-    /// The kernel the plan runs, with the level it runs on, e.g. `channels_last_max/v4`. That
-    /// is the plan's level except for the channels-first kernels built on the 8x8 transpose,
-    /// which run their v3 form in v4 plans (`channels_first_small_planes_max/v3`).
+    /// The kernel the plan runs, with its level, e.g. `channels_last_max/v4`.
     pub fn kernel_name(&self) -> String {
         match self.kernel {
             Kernel::Scalar => "scalar".to_string(),
-            kernel => format!("{}/{}", kernel.name(), kernel.level(self.isa)),
+            kernel => format!("{}/{}", kernel.name(), self.isa),
         }
     }
 

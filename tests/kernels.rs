@@ -258,8 +258,10 @@ fn whole_windows_in_padded_blocks_on_every_level() {
     // transposed block (whole windows everywhere, as far as ceil mode reaches), also for output
     // rows wider than 4 vectors and in bands of output rows where a plane's block is too large
     // for the scratch (the tall and the wide shapes); max with indices keeps the plain block and
-    // the general loop, whose x taps are computed on the fly past 64 outputs.
-    let banded = [[1, 12, 150, 40], [1, 8, 30, 600]];
+    // the general loop, whose x taps are computed on the fly past 64 outputs. 12 and 16 planes
+    // fill enough of a group on every level (8 lanes on v3, 16 on v4) for the kernel to take
+    // them: a partial and whole groups.
+    let banded = [[1, 12, 150, 40], [1, 16, 30, 600]];
     let shapes = [
         [1, 15, 20, 40],
         [1, 14, 6, 100],

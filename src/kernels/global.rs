@@ -5,7 +5,7 @@
 //!     max:  per lane, the running (value, index) over elements lane, lane + L, ...; then the
 //!           lanes are merged: a NaN with the largest index, else the largest value with the
 //!           smallest index (the reference's "first maximum, last NaN" rule)
-//!     sums: each plane's terms in element order, on v3 16 planes at a time through 8x8
+//!     sums: each plane's terms in element order, on v3 and v4 16 planes at a time through 8x8
 //!           transposes (one vector holds one pixel of 8 planes), elsewhere 8 planes side by
 //!           side in scalar registers (8 independent chains)
 //! ```
@@ -160,7 +160,7 @@ fn sum_planes<R: Reducer>(
     }
 }
 
-/// On v3, planes at least 8 long are summed 8 per vector: 8 pixels of each of 8 planes go
+/// On v3 and v4, planes at least 8 long are summed 8 per vector: 8 pixels of each of 8 planes go
 /// through the 8x8 transpose, so that one vector holds one pixel of the 8 planes, and are added
 /// in pixel order (lane l is plane l's sum in the reference's order, so the same bits). A row
 /// past the last multiple of 8 is read from `plane_len - 8` and only its new columns are added.

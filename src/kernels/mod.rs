@@ -66,10 +66,9 @@ impl Kernel {
         if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
             return Kernel::SeparableMax;
         }
-        // The small-planes kernel runs with at most 8 lanes (see [`Kernel::level`]).
         if plan.layout == Layout::ChannelsFirst
             && !plan.is_global()
-            && small_planes::applies(plan, lanes.min(8))
+            && small_planes::applies(plan, lanes)
         {
             return Kernel::SmallPlanes(rule);
         }
@@ -91,19 +90,6 @@ impl Kernel {
                     None => Kernel::Scalar,
                 }
             }
-        }
-    }
-
-    /// The level the kernel runs on in a plan for level `isa`. The kernels that move planes
-    /// through the 8x8 register transpose ([`transpose`]) run their v3 form on v4: with
-    /// 16-lane vectors they would transpose element by element, which made `resnet` NCHW
-    /// 1.47-1.65 ms against 0.38-0.43 ms on v3, `train` 12.1-13.6 ms against 4.1-5.1 ms and
-    /// `global` NCHW 0.80-0.84 ms against 0.63-0.66 ms (`NNPOOL_ISA=v3|v4 profile_case nchw
-    /// <case>`, 3 alternated runs, Xeon with AVX-512). A v4 CPU always has v3.
-    pub fn level(self, isa: Isa) -> Isa {
-        match (self, isa) {
-            (Kernel::SmallPlanes(_) | Kernel::GlobalChannelsFirst(_), Isa::V4) => Isa::V3,
-            _ => isa,
         }
     }
 
@@ -191,7 +177,7 @@ pub(crate) fn band_rows_multiple(plan: &Plan<f32>) -> usize {
     match plan.kernel {
         Kernel::SmallPlanes(_) => {
             let [az, ay, _] = &plan.axes;
-            az.output * ay.output * plan.kernel.level(plan.isa).lanes()
+            az.output * ay.output * plan.isa.lanes()
         }
         // Each band computes the row maxima of its window rows again: at least 4 windows' rows
         // per band keep that under a quarter. `sppf` NHWC (40 rows, which were cut into 8 bands

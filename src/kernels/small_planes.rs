@@ -451,8 +451,8 @@ impl<R: Reducer> WithSimd for SmallPlanes<'_, R> {
                 let first = p0 * rows_per_plane;
                 rows.start.saturating_sub(first)..(rows.end - first).min(rows_per_plane)
             };
-            // Whole planes of 8 go back through the 8x8 transpose where they can (values only).
-            let group_in_task = count == 8
+            // Whole groups go back through the 8x8 transposes where they can (values only).
+            let group_in_task = count == lanes
                 && group_rows == (0..rows_per_plane)
                 && rows.start <= p0 * rows_per_plane
                 && (p0 + count) * rows_per_plane <= rows.end;
@@ -521,7 +521,7 @@ struct LaneResults<'a> {
 
 impl LaneResults<'_> {
     /// Copies lane `l`'s results to plane `planes.start + l`'s rows of `band`, where the task
-    /// holds them (element by element: the 8x8 transpose-out covers whole groups on v3).
+    /// holds them (element by element: the 8x8 transposes cover whole groups on v3 and v4).
     fn copy_out(&self, planes: Range<usize>, band: &Range<usize>, to: &mut Destination) {
         let (rows, width) = (&to.rows, to.out_width);
         for (l, plane) in planes.enumerate() {
@@ -583,9 +583,10 @@ fn load_block<S: Simd, R: Reducer>(
 }
 
 /// `block[(pixel - pixels.start) * lanes + l] = planes[l * plane_len + pixel]` for the
-/// `planes.len() / plane_len` planes given (at most `lanes`). On v3 with 8 planes, 8 pixels at a
-/// time go through an 8x8 transpose in registers (the scalar loop was half of a `tiny_max` call
-/// in `perf`), the last 8 overlapping the ones before; elsewhere, element by element.
+/// `planes.len() / plane_len` planes given (at most `lanes`). On v3 and v4 with `lanes`
+/// planes, 8 pixels of 8 planes at a time go through an 8x8 transpose in registers (the scalar
+/// loop was half of a `tiny_max` call in `perf`), the last 8 overlapping the ones before; on v4
+/// each 8x8 block fills the lower or upper 8 lanes. Elsewhere, element by element.
 #[inline(always)]
 fn transpose_in<S: Simd>(
     simd: S,
@@ -599,17 +600,20 @@ fn transpose_in<S: Simd>(
     let count = planes.len() / plane_len.max(1);
     let _ = simd;
     #[cfg(target_arch = "x86_64")]
-    if count == 8 && pixels.len() >= 8 {
-        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_packed};
+    if count == lanes && pixels.len() >= 8 {
+        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_strided};
         if let Some(v3) = as_v3(simd) {
             let len = pixels.len();
-            let rows = rows_of(planes, pixels.start, plane_len, len);
-            for next in (0..len).step_by(8) {
-                let at = next.min(len - 8);
-                if next % 16 == 0 {
-                    ahead.fetch(planes, plane_len, pixels.start + at);
+            for (half, eight) in planes.chunks_exact(8 * plane_len).enumerate() {
+                let rows = rows_of(eight, pixels.start, plane_len, len);
+                for next in (0..len).step_by(8) {
+                    let at = next.min(len - 8);
+                    if next % 16 == 0 {
+                        ahead.fetch(eight, plane_len, pixels.start + at);
+                    }
+                    let values = transpose_8x8(v3, read_columns(&rows, at));
+                    write_strided(block, at * lanes + 8 * half, lanes, values);
                 }
-                write_packed(block, at * 8, transpose_8x8(v3, read_columns(&rows, at)));
             }
             return;
         }
@@ -624,9 +628,10 @@ fn transpose_in<S: Simd>(
 
 /// The planes' rows `rows` (2-D planes of `width` columns) into a block of shape `shape`,
 /// from its row `first_row`: row `y` of plane `l` to
-/// `block[((first_row + y - rows.start) * shape.width + left + x) * lanes + l]`. On v3 with 8
-/// planes and rows of at least 8, 8 pixels of a row at a time through the 8x8 transpose (the
-/// last 8 of a row overlapping the ones before); elsewhere element by element.
+/// `block[((first_row + y - rows.start) * shape.width + left + x) * lanes + l]`. On v3 and v4
+/// with `lanes` planes and rows of at least 8, 8 pixels of a row of 8 planes at a time through
+/// the 8x8 transpose (the last 8 of a row overlapping the ones before); elsewhere element by
+/// element.
 #[inline(always)]
 fn transpose_rows_in<S: Simd>(
     simd: S,
@@ -642,19 +647,22 @@ fn transpose_rows_in<S: Simd>(
     let target = |y: usize| (first_row + y - first_input_row) * shape.width + shape.left;
     let _ = simd;
     #[cfg(target_arch = "x86_64")]
-    if count == 8 && width >= 8 {
-        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_packed};
+    if count == lanes && width >= 8 {
+        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_strided};
         if let Some(v3) = as_v3(simd) {
-            let source = rows_of(planes, rows.start * width, plane_len, rows.len() * width);
-            for y in rows.clone() {
-                let row = (y - rows.start) * width;
-                for next in (0..width).step_by(8) {
-                    let x = next.min(width - 8);
-                    if next % 16 == 0 {
-                        ahead.fetch(planes, plane_len, y * width + x);
+            let len = rows.len() * width;
+            for (half, eight) in planes.chunks_exact(8 * plane_len).enumerate() {
+                let source = rows_of(eight, rows.start * width, plane_len, len);
+                for y in rows.clone() {
+                    let row = (y - rows.start) * width;
+                    for next in (0..width).step_by(8) {
+                        let x = next.min(width - 8);
+                        if next % 16 == 0 {
+                            ahead.fetch(eight, plane_len, y * width + x);
+                        }
+                        let values = transpose_8x8(v3, read_columns(&source, row + x));
+                        write_strided(block, (target(y) + x) * lanes + 8 * half, lanes, values);
                     }
-                    let values = transpose_8x8(v3, read_columns(&source, row + x));
-                    write_packed(block, (target(y) + x) * 8, values);
                 }
             }
             return;
@@ -670,10 +678,10 @@ fn transpose_rows_in<S: Simd>(
     }
 }
 
-/// `planes[l * plane_stride + pixel] = results[pixel * 8 + l]` for 8 planes and `pixels`
-/// pixels, 8 at a time through the 8x8 transpose on v3 instead of element by element (`tiny_max`
-/// NCHW about 5 % faster); returns whether it wrote them (not on other levels, nor for fewer
-/// than 8 pixels).
+/// `planes[l * plane_stride + pixel] = results[pixel * lanes + l]` for `lanes` planes and
+/// `pixels` pixels, 8 pixels of 8 planes at a time through the 8x8 transpose on v3 and v4
+/// instead of element by element (`tiny_max` NCHW about 5 % faster); returns whether it wrote
+/// them (not on other levels, nor for fewer than 8 pixels).
 #[inline(always)]
 fn transpose_out<S: Simd>(
     simd: S,
@@ -685,15 +693,20 @@ fn transpose_out<S: Simd>(
     let _ = (simd, results, pixels, plane_stride, &planes);
     #[cfg(target_arch = "x86_64")]
     {
-        use super::transpose::{as_v3, read_packed, rows_of_mut, transpose_8x8, write_columns};
+        use super::transpose::{as_v3, read_strided, rows_of_mut, transpose_8x8, write_columns};
         if let (Some(v3), true) = (as_v3(simd), pixels >= 8) {
-            let mut planes = rows_of_mut(planes, plane_stride, pixels);
-            // The last 8 pixels overlap the ones before when `pixels` is not a multiple of 8
-            // (rewriting the same values).
-            for next in (0..pixels).step_by(8) {
-                let pixel = next.min(pixels - 8);
-                let values = transpose_8x8(v3, read_packed(results, pixel * 8));
-                write_columns(&mut planes, pixel, values);
+            let lanes = lanes::<S>();
+            for half in 0..lanes / 8 {
+                let eight = &mut planes[half * 8 * plane_stride..];
+                let mut eight = rows_of_mut(eight, plane_stride, pixels);
+                // The last 8 pixels overlap the ones before when `pixels` is not a multiple of
+                // 8 (rewriting the same values).
+                for next in (0..pixels).step_by(8) {
+                    let pixel = next.min(pixels - 8);
+                    let values =
+                        transpose_8x8(v3, read_strided(results, pixel * lanes + 8 * half, lanes));
+                    write_columns(&mut eight, pixel, values);
+                }
             }
             return true;
         }

@@ -1,18 +1,23 @@
-//! The AVX 8x8 register transpose, shared by the kernels that move 8 channels-first planes
-//! through one vector (small planes, global sums). x86-64 only; the kernels fall back to their
-//! portable loops elsewhere.
+//! The AVX 8x8 register transpose, shared by the kernels that move channels-first planes
+//! through vectors (small planes, global sums). x86-64 only; the kernels fall back to their
+//! portable loops elsewhere. On v4 the same 8x8 blocks serve 16-lane vectors: each holds the
+//! upper or lower 8 lanes.
 
 use core::arch::x86_64::__m256;
 
 use pulp::Simd;
-use pulp::x86::V3;
+use pulp::x86::{V3, V4};
 
-/// The level's token as `V3` when the kernel runs on v3 (the transposes are written for its
-/// 8 lanes), `None` on every other level.
+/// The level's token as `V3` when the kernel runs on v3 or v4 (which has every v3
+/// instruction), `None` on every other level.
 #[inline(always)]
 pub(crate) fn as_v3<S: Simd>(simd: S) -> Option<V3> {
     use core::any::Any;
-    (&simd as &dyn Any).downcast_ref::<V3>().copied()
+    let simd = &simd as &dyn Any;
+    match simd.downcast_ref::<V3>() {
+        Some(v3) => Some(*v3),
+        None => simd.downcast_ref::<V4>().map(|v4| **v4),
+    }
 }
 
 /// The 8 rows `data[start + l * stride..][..len]`, for [`read_columns`] in a loop: rows of one
@@ -69,23 +74,23 @@ pub(crate) fn read_columns(rows: &[&[f32]; 8], at: usize) -> [__m256; 8] {
     ]
 }
 
-/// The 8x8 block stored row after row in `data[at..][..64]`.
+/// The 8x8 block whose rows are `data[at + k * stride..][..8]`.
 #[inline(always)]
-pub(crate) fn read_packed(data: &[f32], at: usize) -> [__m256; 8] {
-    let block = &data[at..at + 64];
+pub(crate) fn read_strided(data: &[f32], at: usize, stride: usize) -> [__m256; 8] {
+    let block = &data[at..at + 7 * stride + 8];
     let mut rows = [bytemuck::Zeroable::zeroed(); 8];
-    for (row, values) in rows.iter_mut().zip(block.chunks_exact(8)) {
-        *row = bytemuck::pod_read_unaligned(bytemuck::cast_slice(values));
+    for (k, row) in rows.iter_mut().enumerate() {
+        *row = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&block[k * stride..][..8]));
     }
     rows
 }
 
-/// Writes `rows` one after another to `data[at..][..64]`.
+/// Writes `rows[k]` to `data[at + k * stride..][..8]`.
 #[inline(always)]
-pub(crate) fn write_packed(data: &mut [f32], at: usize, rows: [__m256; 8]) {
-    let block: &mut [f32] = &mut data[at..at + 64];
-    for (row, values) in rows.iter().zip(block.chunks_exact_mut(8)) {
-        values.copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(row)));
+pub(crate) fn write_strided(data: &mut [f32], at: usize, stride: usize, rows: [__m256; 8]) {
+    let block: &mut [f32] = &mut data[at..at + 7 * stride + 8];
+    for (k, row) in rows.iter().enumerate() {
+        block[k * stride..][..8].copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(row)));
     }
 }
 
