@@ -58,6 +58,10 @@ const MAX_LANES: usize = 16;
 /// 24x24 16 µs against 34 µs, 32x32 29 µs against 42 µs. With results written to a transposed
 /// block and copied out per plane (no per-lane branches), 16x16 planes went to 3.5-4.4 µs and
 /// the 8x8 `tiny_max` to 1.2-1.6 µs from 1.7-2.8 µs (old and new binaries alternated, 4 runs).
+/// On v4 (16 lanes), whole windows with x stride 2 run faster in the fixed-window kernel
+/// (`profile_case nchw <case>`, Xeon with AVX-512, best of 5-7 alternated runs, this kernel
+/// against that one): `resnet` 362 against 223 µs, `alexnet` 117 against 112 µs, `train` 3.40
+/// against 2.90 ms; stride-1 `inception` stays here (328 against 344 µs).
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let plane: usize = plan.axes.iter().map(|a| a.input).product();
     let out_pixels: usize = plan.axes.iter().map(|a| a.output).product();
@@ -69,7 +73,8 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let planes = plan.batch.saturating_mul(plan.channels);
     let filled = planes.saturating_mul(4) >= (planes.div_ceil(lanes) * lanes).saturating_mul(3);
     // Max plans may run with indices, which use the plain block (never larger).
-    narrow || (filled && Scheme::of(plan, false, lanes).whole.is_some())
+    let whole = filled && Scheme::of(plan, false, lanes).whole.is_some();
+    narrow || (whole && !(lanes >= 16 && plan.axes[2].stride == 2))
 }
 
 /// Where a block keeps each plane: `height` rows of `width` pixels (z and y flattened), the
