@@ -287,20 +287,13 @@ impl WindowRows<'_> {
         // The elements of one phase that V vectors read across the x taps: a constant, so
         // that one check per phase covers the loads below.
         let span = V * lanes + (KX - 1) / SX;
-        let zero = simd.splat_u32s(0);
-        let mut accs = [rule.init(simd, zero); V];
-        for &slot in self.slots {
+        let rows = self.slots.iter().map(|&slot| {
             let row = &self.ring[slot..][..self.row_len];
             let phases: [&[f32]; SX] =
                 core::array::from_fn(|p| &row[p * self.phase_len + v0..][..span]);
-            for tx in 0..KX {
-                let phase = phases[tx % SX];
-                for (v, acc) in accs.iter_mut().enumerate() {
-                    *acc = rule.add(simd, *acc, load::<S>(phase, tx / SX + v * lanes), zero);
-                }
-            }
-        }
-        accs
+            phases
+        });
+        fold_rows::<S, R, KX, SX, V>(simd, rule, rows, core::array::from_fn(|v| v * lanes))
     }
 
     /// `V` output vectors at chunk slots `offsets` (any order, possibly overlapping): as
@@ -312,21 +305,55 @@ impl WindowRows<'_> {
         rule: R,
         offsets: [usize; V],
     ) -> [Acc<S>; V] {
-        let zero = simd.splat_u32s(0);
-        let mut accs = [rule.init(simd, zero); V];
-        for &slot in self.slots {
+        let rows = self.slots.iter().map(|&slot| {
             let row = &self.ring[slot..][..self.row_len];
             let phases: [&[f32]; SX] =
                 core::array::from_fn(|p| &row[p * self.phase_len..][..self.phase_len]);
-            for tx in 0..KX {
-                let phase = phases[tx % SX];
-                for (acc, &at) in accs.iter_mut().zip(&offsets) {
-                    *acc = rule.add(simd, *acc, load::<S>(phase, at + tx / SX), zero);
-                }
+            phases
+        });
+        fold_rows::<S, R, KX, SX, V>(simd, rule, rows, offsets)
+    }
+}
+
+/// The window results of `V` vectors at `at` in each window row's phases, rows in window
+/// order. Sums add every tap in order along one chain. Value-only max gives each row's taps a
+/// chain of their own and folds the rows' maxima in order: the max rule is associative when
+/// earlier operands stay on the left (first maximum, last NaN), so the bits are the same, and
+/// a 3x3 window's chain is 4 rules long instead of 9. On v4 the 9-rule chains of short rows
+/// (two vectors per `alexnet` row) left the kernel waiting on `maxps` latency.
+#[inline(always)]
+fn fold_rows<'a, S: Simd, R: Reducer, const KX: usize, const SX: usize, const V: usize>(
+    simd: S,
+    rule: R,
+    rows: impl Iterator<Item = [&'a [f32]; SX]>,
+    at: [usize; V],
+) -> [Acc<S>; V] {
+    let split = !R::SUMS && !R::TRACKS_INDEX;
+    let zero = simd.splat_u32s(0);
+    let mut accs = [rule.init(simd, zero); V];
+    for (r, phases) in rows.enumerate() {
+        let first_tap = usize::from(split);
+        let mut row_accs = if split {
+            core::array::from_fn(|v| Acc {
+                value: load::<S>(phases[0], at[v]),
+                index: zero,
+            })
+        } else {
+            accs
+        };
+        for tx in first_tap..KX {
+            let phase = phases[tx % SX];
+            for (acc, &at) in row_accs.iter_mut().zip(&at) {
+                *acc = rule.add(simd, *acc, load::<S>(phase, at + tx / SX), zero);
             }
         }
-        accs
+        accs = if split && r > 0 {
+            core::array::from_fn(|v| rule.add(simd, accs[v], row_accs[v].value, zero))
+        } else {
+            row_accs
+        };
     }
+    accs
 }
 
 /// The last vectors of an output row, from output `v` (fewer than 4 vectors' worth, and at
