@@ -9,7 +9,9 @@ mod common;
 
 use nnpool::{Isa, Layout, Padding, Plan, PoolDesc, PoolOp};
 
-/// Deterministic values with ties, negatives, infinities and the odd NaN.
+/// Deterministic values with ties (−0 beside 0 among them), negatives, infinities and the odd
+/// NaN, each NaN with its own payload: max results are compared bit for bit, so a kernel that
+/// visits taps out of order (which zero of a tie, which NaN) shows.
 fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
@@ -21,10 +23,11 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
                 .wrapping_add(1442695040888963407);
             let r = (state >> 33) as u32;
             match r % 97 {
-                0 => f32::NAN,
+                0 => f32::from_bits(0x7fc0_0000 | (r >> 10)),
                 1 => f32::NEG_INFINITY,
                 2 => f32::INFINITY,
-                3..=30 => (r % 7) as f32 - 3.0, // ties
+                3..=5 => -0.0,
+                6..=30 => (r % 7) as f32 - 3.0, // ties
                 _ => (r as f32 / u32::MAX as f32) * 200.0 - 100.0,
             }
         })
