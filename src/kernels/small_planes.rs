@@ -290,17 +290,33 @@ impl BlockWindows<'_> {
     ) -> [Acc<S>; N] {
         let lanes = lanes::<S>();
         let index = |pixel: usize| simd.splat_u32s((self.first_pixel + pixel) as u32);
+        // Value-only max: each window row's taps on a chain of their own, the rows folded in
+        // order (as in `fixed_window::fold_rows`: the same bits, shorter chains).
+        let split = !R::SUMS && !R::TRACKS_INDEX;
         let mut accs: [Acc<S>; N] =
             core::array::from_fn(|j| rule.init(simd, index(first + j * SX)));
         for ty in 0..K {
             let start = first + ty * self.width;
             let row = &self.block[start * lanes..][..((N - 1) * SX + K) * lanes];
-            for tx in 0..K {
-                for (j, acc) in accs.iter_mut().enumerate() {
+            let mut row_accs = if split {
+                core::array::from_fn(|j| Acc {
+                    value: load::<S>(row, j * SX * lanes),
+                    index: accs[j].index,
+                })
+            } else {
+                accs
+            };
+            for tx in usize::from(split)..K {
+                for (j, acc) in row_accs.iter_mut().enumerate() {
                     let value = load::<S>(row, (j * SX + tx) * lanes);
                     *acc = rule.add(simd, *acc, value, index(start + j * SX + tx));
                 }
             }
+            accs = if split && ty > 0 {
+                core::array::from_fn(|j| rule.add(simd, accs[j], row_accs[j].value, accs[j].index))
+            } else {
+                row_accs
+            };
         }
         accs
     }
