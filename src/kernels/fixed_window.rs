@@ -12,6 +12,7 @@
 //!         for blocks of 4 (then 1) output vectors:
 //!             acc = init
 //!             for each window row in order, for tx in 0..KX: acc = rule(acc, row[phase][tx / SX + ..])
+//!             (value-only max: each row's taps on their own chain, rows folded in order)
 //!             output[plane, oy, ox..] = finish(acc, y count × x count per lane)
 //! ```
 //!
