@@ -330,10 +330,10 @@ fn fold_rows<'a, S: Simd, R: Reducer, const KX: usize, const SX: usize, const V:
     at: [usize; V],
 ) -> [Acc<S>; V] {
     let split = !R::SUMS && !R::TRACKS_INDEX;
+    let first_tap = usize::from(split);
     let zero = simd.splat_u32s(0);
     let mut accs = [rule.init(simd, zero); V];
     for (r, phases) in rows.enumerate() {
-        let first_tap = usize::from(split);
         let mut row_accs = if split {
             core::array::from_fn(|v| Acc {
                 value: load::<S>(phases[0], at[v]),

@@ -16,8 +16,8 @@
 //!
 //! Channels-first plans with x stride 1 take [`super::separable_bands`] instead (whole bands of
 //! a plane as one flat block). Rows are combined a block of 8 (then 4) vectors at a time, one
-//! bounds check per source row and block; a row without NaN (checked once, [`any_nan`]) is combined with the
-//! one-instruction [`MaxOfNumbers`].
+//! bounds check per source row and block; a row without NaN (checked once, [`any_nan`]) is
+//! combined with the one-instruction [`MaxOfNumbers`].
 
 use std::ops::Range;
 
