@@ -240,6 +240,63 @@ fn tall_narrow_planes_on_every_level() {
 }
 
 #[test]
+fn flat_planes_on_every_level() {
+    // Stride-1 sums along flat padded planes (16 lanes): windows with padding on any side,
+    // dilation (a later window reads rows above the first one's first tap), 1-row planes,
+    // output rows from 2 vectors up, a plane at the size bound; 3-task runs cut planes.
+    let mut descs = Vec::new();
+    for op in [
+        PoolOp::Average,
+        PoolOp::Lp { p: 1.0 },
+        PoolOp::Lp { p: 2.0 },
+    ] {
+        descs.extend([
+            PoolDesc::new(op, &[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[1, 1])),
+            PoolDesc::new(op, &[5, 5])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[2, 2])),
+            PoolDesc::new(op, &[2, 3])
+                .strides(&[1, 1])
+                .dilations(&[2, 2])
+                .padding(Padding::SameLower),
+            PoolDesc::new(op, &[2, 2])
+                .strides(&[1, 1])
+                .padding(Padding::explicit(&[1, 0], &[0, 1])),
+            PoolDesc::new(op, &[1, 3]).strides(&[1, 1]),
+        ]);
+    }
+    let average = PoolDesc::average(&[3, 3])
+        .strides(&[1, 1])
+        .padding(Padding::symmetric(&[1, 1]));
+    descs.push(average.clone().count_include_pad(true));
+    descs.push(average.divisor_override(5.0));
+    let shapes = [
+        [1, 3, 5, 32],
+        [2, 2, 1, 33],
+        [1, 3, 17, 40],
+        [1, 2, 9, 47],
+        [1, 1, 118, 126],
+    ];
+    let mut runs = 0;
+    for desc in &descs {
+        for shape in shapes {
+            runs += check_everywhere("flat planes", desc, Layout::ChannelsFirst, &shape);
+            let Ok(plan) = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape) else {
+                continue; // a window that does not fit a 1-row plane
+            };
+            for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
+                let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+                let flat = name.contains("flat_planes");
+                assert_eq!(flat, plan.output_shape()[3] >= 32, "{shape:?}: {name}");
+            }
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn small_planes_in_groups_on_every_level() {
     // The small-planes kernel runs a level's lanes of planes at a time: plane counts around 8 and
     // 16 give whole groups (transposed in and out on v3) and a last partial group; 7x9 outputs
@@ -297,14 +354,17 @@ fn whole_windows_in_padded_blocks_on_every_level() {
                     runs += check_everywhere("padded block", &desc, Layout::ChannelsFirst, shape);
                 }
                 // The banded shapes with overlapping windows run in the small-planes kernel (on
-                // the plan's level) unless max windows run separably, or x stride 2 runs the
-                // fixed-window kernel on 16 lanes.
+                // the plan's level) unless max windows run separably, or on 16 lanes x stride 2
+                // runs the fixed-window kernel and stride-1 sums the flat-planes kernel (tested
+                // by the grid above like every kernel).
                 for shape in banded {
                     let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape).unwrap();
                     let name = plan.kernel_name();
                     let small = name.contains("small_planes");
-                    let fixed = plan.isa().lanes() >= 16 && plan.strides()[1] == 2;
-                    if plan.strides()[0] < plan.kernel()[0] && !fixed {
+                    let wide = plan.isa().lanes() >= 16;
+                    let fixed = wide && plan.strides()[1] == 2;
+                    let flat = wide && plan.strides() == [1, 1] && op != PoolOp::Max;
+                    if plan.strides()[0] < plan.kernel()[0] && !fixed && !flat {
                         assert!(small || name.starts_with("separable"), "{shape:?}: {name}");
                     }
                 }
@@ -572,6 +632,23 @@ fn plans_report_their_level_and_kernel() {
         &[1, 4, 112, 112],
     );
     assert!(dilated.starts_with("channels_first_rows_max/"), "{dilated}");
+    // Stride-1 sums on planes that fit L2 run along the flat planes with 16 lanes (AVX-512);
+    // larger planes and other levels do not.
+    let inception = PoolDesc::average(&[3, 3])
+        .strides(&[1, 1])
+        .padding(Padding::symmetric(&[1, 1]));
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+        let plan = Plan::<f32>::new(&inception, Layout::ChannelsFirst, &[1, 32, 35, 35]);
+        let flat = plan.unwrap().with_isa(isa).unwrap().kernel_name();
+        let expected = isa.lanes() >= 16;
+        assert_eq!(
+            flat.starts_with("channels_first_flat_planes_"),
+            expected,
+            "{flat}"
+        );
+    }
+    let large = name(&inception, Layout::ChannelsFirst, &[1, 4, 224, 224]);
+    assert!(!large.starts_with("channels_first_flat_planes"), "{large}");
     let global = name(
         &PoolDesc::global_average(),
         Layout::ChannelsLast,

@@ -8,6 +8,7 @@
 pub(crate) mod channels_first;
 pub(crate) mod channels_last;
 pub(crate) mod fixed_window;
+pub(crate) mod flat_planes;
 pub(crate) mod global;
 pub(crate) mod global_channels_last;
 mod prefetch;
@@ -45,6 +46,8 @@ pub(crate) enum Kernel {
     GlobalChannelsLast(Rule),
     /// Small channels-first planes with rows shorter than a vector: vectors over planes.
     SmallPlanes(Rule),
+    /// Channels-first stride-1 sums on planes that fit L1: vectors along each flat plane.
+    FlatPlanes(Rule),
     /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
     SeparableMax,
     /// Channels-first rows with the x window compiled in (max values and average; max with
@@ -65,6 +68,14 @@ impl Kernel {
         }
         if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
             return Kernel::SeparableMax;
+        }
+        let sums = matches!(rule, Rule::Average | Rule::L1 | Rule::L2);
+        if plan.layout == Layout::ChannelsFirst
+            && !plan.is_global()
+            && sums
+            && flat_planes::applies(plan, lanes)
+        {
+            return Kernel::FlatPlanes(rule);
         }
         if plan.layout == Layout::ChannelsFirst
             && !plan.is_global()
@@ -103,6 +114,7 @@ impl Kernel {
             Kernel::GlobalChannelsFirst(r) => format!("global_channels_first_{}", rule(r)),
             Kernel::GlobalChannelsLast(r) => format!("global_channels_last_{}", rule(r)),
             Kernel::SmallPlanes(r) => format!("channels_first_small_planes_{}", rule(r)),
+            Kernel::FlatPlanes(r) => format!("channels_first_flat_planes_{}", rule(r)),
             Kernel::SeparableMax => "separable_max".to_string(),
             Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
         }
@@ -209,6 +221,44 @@ pub(crate) fn divisor(reduction: Reduction, taps: &[Taps; 3]) -> f32 {
     }
 }
 
+/// The average divisor of a whole window as a y factor per output row and an x factor per
+/// output column: `y * x` is the reference's integer product of tap counts (both factors are
+/// integers and the product is below 2^24, so exact), or the override (times 1).
+pub(crate) struct DivisorFactors<'a> {
+    pub rows: &'a [f32],
+    pub columns: &'a [f32],
+}
+
+impl<'a> DivisorFactors<'a> {
+    /// Fills `rows` (one per output row) and `columns` (one per output column) for `plan`.
+    pub fn new(plan: &Plan<f32>, rows: &'a mut [f32], columns: &'a mut [f32]) -> Self {
+        let [az, ay, ax] = &plan.axes;
+        let one = crate::geometry::Taps {
+            first: 0,
+            count: 1,
+            padded_count: 1,
+        };
+        let overridden = matches!(
+            plan.reduction,
+            crate::plan::Reduction::Average {
+                divisor_override: Some(_),
+                ..
+            }
+        );
+        for (oy, factor) in rows.iter_mut().enumerate() {
+            *factor = divisor(plan.reduction, &[az.taps(0), ay.taps(oy), one]);
+        }
+        for (ox, factor) in columns.iter_mut().enumerate() {
+            *factor = if overridden {
+                1.0
+            } else {
+                divisor(plan.reduction, &[one, one, ax.taps(ox)])
+            };
+        }
+        DivisorFactors { rows, columns }
+    }
+}
+
 /// Runs `kernel` on level `isa` for the output rows `rows`; `output` (and `indices`) hold
 /// exactly those rows.
 pub(crate) fn run_rows(
@@ -270,6 +320,32 @@ pub(crate) fn run_rows(
             global_channels_last(plan, rule, isa, input, output, rows)
         }
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
+        Kernel::FlatPlanes(rule) => flat_planes(plan, rule, isa, input, output, rows),
+    }
+}
+
+/// Runs [`flat_planes::FlatPlanes`] with the rule's arithmetic (chosen for sums only; max
+/// would need indices, so it runs the scalar loops if it ever gets here).
+fn flat_planes(
+    plan: &Plan<f32>,
+    rule: Rule,
+    isa: Isa,
+    input: &[f32],
+    output: &mut [f32],
+    rows: Range<usize>,
+) {
+    use flat_planes::FlatPlanes;
+    #[rustfmt::skip]
+    macro_rules! with {
+        ($rule:expr) => {
+            go(isa, FlatPlanes { rule: $rule, plan, input, output, rows })
+        };
+    }
+    match rule {
+        Rule::Average => with!(Average),
+        Rule::L1 => with!(L1),
+        Rule::L2 => with!(L2),
+        Rule::Max => scalar::pool_rows(plan, input, output, None, rows),
     }
 }
 

@@ -27,6 +27,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
+use super::DivisorFactors;
 use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, Reducer};
@@ -179,44 +180,6 @@ impl Scheme {
             Some(k) => band.start * stride..(band.end - 1) * stride + k,
             None => 0..self.shape.height,
         }
-    }
-}
-
-/// The average divisor of a whole window as a y factor per output row and an x factor per
-/// output column: `y * x` is the reference's integer product of tap counts (both factors are
-/// integers and the product is below 2^24, so exact), or the override (times 1).
-struct DivisorFactors<'a> {
-    rows: &'a [f32],
-    columns: &'a [f32],
-}
-
-impl<'a> DivisorFactors<'a> {
-    /// Fills `rows` (one per output row) and `columns` (one per output column) for `plan`.
-    fn new(plan: &Plan<f32>, rows: &'a mut [f32], columns: &'a mut [f32]) -> Self {
-        let [az, ay, ax] = &plan.axes;
-        let one = crate::geometry::Taps {
-            first: 0,
-            count: 1,
-            padded_count: 1,
-        };
-        let overridden = matches!(
-            plan.reduction,
-            crate::plan::Reduction::Average {
-                divisor_override: Some(_),
-                ..
-            }
-        );
-        for (oy, factor) in rows.iter_mut().enumerate() {
-            *factor = super::divisor(plan.reduction, &[az.taps(0), ay.taps(oy), one]);
-        }
-        for (ox, factor) in columns.iter_mut().enumerate() {
-            *factor = if overridden {
-                1.0
-            } else {
-                super::divisor(plan.reduction, &[one, one, ax.taps(ox)])
-            };
-        }
-        DivisorFactors { rows, columns }
     }
 }
 
