@@ -1,23 +1,29 @@
-//! Channels-first sums (average, L1, L2) with stride 1 on planes small enough for L2, such as
-//! Inception's 3x3/1 average on 35x35 planes. With stride 1 a padded plane read as one flat
-//! array is a 1-D problem: output `(oy, ox)` sits at flat position `oy * W + ox` (W the padded
-//! width) and its tap `(ty, tx)` at that position plus `ty * W + tx`, the same offset for every
-//! output. So vectors run along the flat plane across row ends, with no per-row work, and the
-//! `W - X_out` positions between two output rows are computed and dropped:
+//! Channels-first pooling with stride 1 or 2 on planes small enough for L2, such as Inception's
+//! 3x3/1 average on 35x35 planes or AlexNet's 3x3/2 max on 55x55 ones (sums, and max values
+//! with stride 2). With stride 1 a padded plane read as one flat array is a 1-D problem:
+//! output `(oy, ox)` sits at flat position `oy * W + ox` (W the padded width) and its tap
+//! `(ty, tx)` at that position plus `ty * W + tx`, the same offset for every output. So
+//! vectors run along the flat plane across row ends, with no per-row work, and the
+//! `W - X_out` positions between two output rows are computed and dropped. With stride 2 the
+//! plane is stored as its 4 phases (even and odd rows by even and odd columns, each `W / 2`
+//! wide): output `(oy, ox)` sits at `oy * W / 2 + ox` and each tap at a fixed offset in one
+//! phase, so the same loop runs over the phases.
 //!
 //! ```text
 //! plane := the op's neutral value (the padding, written once per task)
 //! for each plane (n, c) of the task, or the rows of it the task holds:
-//!     plane[top + y][left ..] = input row y, for the input rows its windows read
-//!     for blocks of 4 (then 1-3) vectors at flat positions i:
-//!         acc = 0; for each tap offset in row-major window order: acc += plane[i + offset ..]
+//!     plane[phase of (top + y, left + x)] = input row y, for the input rows its windows read
+//!     for blocks of 4 (then 1-4) vectors at flat positions i:
+//!         acc = init; for each tap offset in row-major window order: acc = rule(acc, plane[i + offset ..])
+//!         (value-only max: each window row's taps on a chain of their own, rows folded in order)
 //!         results[i ..] = finish(acc, divisors[i ..])
-//!     output row oy = results[oy * W ..][.. X_out]
+//!     output row oy = results[oy * phase width ..][.. X_out]
 //! ```
 //!
-//! Every output adds its taps in the reference's row-major order from +0, the padding adding
-//! +0 (which changes no bits of a sum that starts at +0), and divides by the reference's
-//! divisor: results are bit-identical to the reference and to the other kernels.
+//! Every output visits its taps in the reference's row-major order, the padding holding the
+//! op's neutral value (+0 changes no bits of a sum that starts at +0; −∞ never wins a max), and
+//! divides by the reference's divisor: results are bit-identical to the reference and to the
+//! other kernels.
 //!
 //! Where it runs instead of the small-planes kernel (groups of planes transposed to vectors
 //! over planes and back) or the fixed-window kernel (vectors along each output row) was
@@ -28,22 +34,28 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::DivisorFactors;
+use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
+use super::prefetch::Prefetcher;
 use super::reduce::{Acc, Reducer};
-use super::simd_io::{copy_short, lanes, load, store};
+use super::simd_io::{copy_short, lanes, load, load_deinterleaved, store};
 use crate::Plan;
 use crate::geometry::Axis;
 
 /// Most elements of a padded plane (64 KiB of f32; with its results and divisors in L2).
 const MAX_PLANE: usize = 16 * 1024;
 
+/// Most elements of a plane split into stride-2 phases (16 KiB of f32: L1).
+const MAX_SPLIT_PLANE: usize = 4 * 1024;
+
 /// Most taps a window may have (their offsets live in a stack array).
 const MAX_TAPS: usize = 64;
 
-/// Whether the plan is a 1-D or 2-D stride-1 window whose padded planes fit [`MAX_PLANE`], with
-/// output rows of at least two vectors, on a level with 16 lanes (the caller checks the op:
-/// sums only). Measured with `SHAPE=.. profile_case nchw inception` (3x3/1 average, pad 1;
-/// Xeon with AVX-512; best of 3-5 alternated runs; this kernel against the one chosen
-/// otherwise, µs):
+/// Whether the plan is a 1-D or 2-D window with stride 1, or 2 on both axes, whose planes fit
+/// [`MAX_PLANE`] ([`MAX_SPLIT_PLANE`] split into phases), with output rows of at least two
+/// vectors (one with stride 2), on a level with 16 lanes (the caller checks the op). Measured
+/// with `SHAPE=.. profile_case nchw <case>` (Xeon with AVX-512; best of 3-5 alternated runs;
+/// this kernel against the one chosen otherwise, µs). Stride 1, `inception` (3x3/1 average,
+/// pad 1):
 ///
 /// | planes | v4 | v3 |
 /// |---|---|---|
@@ -57,54 +69,84 @@ const MAX_TAPS: usize = 64;
 /// With 16 lanes the other kernels fit these rows poorly (rows of 2-3 vectors with one
 /// partly empty, or transposed blocks of 16 planes larger than L1); with 8 they do not, and
 /// on small planes the per-row copies in and out cost more than the transposes.
+///
+/// Stride 2 (3x3/2 max, v4): `alexnet` (96 planes of 55x55) 91-97 against 104-113; `resnet`
+/// (112x112 planes, 52 KiB split: past L1) 407 against 225; `train` (26 MB of 56x56 planes,
+/// memory-bound, with prefetching) 3.22 against 2.72 ms, so inputs from `PREFETCH_FROM`
+/// keep the streaming row kernel. Prefetching here: `inception` with 8 images (11 MB)
+/// 3.74 -> 2.91 ms.
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let [az, ay, ax] = &plan.axes;
     let flat_2d = az.input == 1 && az.kernel == 1 && az.pad_begin == 0 && az.pad_end == 0;
     let Some(shape) = FlatShape::of(plan) else {
         return false;
     };
+    let stride = ax.stride;
     lanes >= 16
         && flat_2d
-        && ay.stride == 1
-        && ax.stride == 1
-        && ax.output >= 2 * lanes
+        && ay.stride == stride
+        && (stride == 1 || stride == 2)
+        && ax.output >= 2 * lanes / stride
         && ay.kernel.saturating_mul(ax.kernel) <= MAX_TAPS
-        && shape.plane_len() <= MAX_PLANE
+        && shape.plane_len()
+            <= if stride == 1 {
+                MAX_PLANE
+            } else {
+                MAX_SPLIT_PLANE
+            }
+        && (stride == 1 || plan.input_len() < PREFETCH_FROM)
 }
 
 /// A padded plane's layout: `height` rows of `width` elements, the input from row `top`,
-/// column `left`.
+/// column `left`, stored as `stride * stride` phase planes of `phase_rows` rows of
+/// `phase_width`: padded element `(Y, X)` in phase `(Y % s, X % s)` at `(Y / s, X / s)`.
 #[derive(Clone, Copy)]
 struct FlatShape {
     top: usize,
     left: usize,
-    height: usize,
-    width: usize,
+    stride: usize,
+    phase_rows: usize,
+    phase_width: usize,
     out_width: usize,
 }
 
 impl FlatShape {
-    /// The layout for the plan's y and x axes: wide enough for the input and for every window
-    /// (which never reaches past the padding with stride 1, but the plane holds it anyway);
-    /// `None` if a size overflows.
+    /// The layout for the plan's y and x axes (their common stride): wide enough for the input
+    /// and for every window; `None` if a size overflows.
     fn of(plan: &Plan<f32>) -> Option<FlatShape> {
         let [_, ay, ax] = &plan.axes;
+        let stride = ax.stride;
         let extent = |a: &Axis| -> Option<usize> {
             let span = (a.kernel - 1).checked_mul(a.dilation)?;
-            let windows = (a.output - 1).checked_add(span)?.checked_add(1)?;
-            a.pad_begin.checked_add(a.input)?.max(windows).into()
+            let windows = (a.output - 1)
+                .checked_mul(a.stride)?
+                .checked_add(span)?
+                .checked_add(1)?;
+            Some(
+                a.pad_begin
+                    .checked_add(a.input)?
+                    .max(windows)
+                    .div_ceil(stride),
+            )
         };
         Some(FlatShape {
             top: ay.pad_begin,
             left: ax.pad_begin,
-            height: extent(ay)?,
-            width: extent(ax)?,
+            stride,
+            phase_rows: extent(ay)?,
+            phase_width: extent(ax)?,
             out_width: ax.output,
         })
     }
 
+    fn phase_len(self) -> usize {
+        self.phase_rows.saturating_mul(self.phase_width)
+    }
+
     fn plane_len(self) -> usize {
-        self.height.saturating_mul(self.width)
+        self.phase_len()
+            .saturating_mul(self.stride)
+            .saturating_mul(self.stride)
     }
 
     /// Flat positions from output row `rows.start` through the last output of row
@@ -112,8 +154,15 @@ impl FlatShape {
     fn flat_outputs(self, rows: Range<usize>) -> usize {
         match rows.len() {
             0 => 0,
-            n => (n - 1) * self.width + self.out_width,
+            n => (n - 1) * self.phase_width + self.out_width,
         }
+    }
+
+    /// Where padded element `(y, x)` lies in the plane.
+    fn at(self, y: usize, x: usize) -> usize {
+        let s = self.stride;
+        let phase = (y % s) * s + x % s;
+        phase * self.phase_len() + (y / s) * self.phase_width + x / s
     }
 }
 
@@ -149,9 +198,12 @@ impl<R: Reducer> WithSimd for FlatPlanes<'_, R> {
         let taps = ay.kernel * ax.kernel;
         for (tap, offset) in offsets[..taps].iter_mut().enumerate() {
             let (ty, tx) = (tap / ax.kernel, tap % ax.kernel);
-            *offset = ty * ay.dilation * shape.width + tx * ax.dilation;
+            *offset = shape.at(ty * ay.dilation, tx * ax.dilation);
         }
-        let offsets = &offsets[..taps];
+        let taps = Taps {
+            offsets: &offsets[..taps],
+            per_row: ax.kernel,
+        };
         // A vector that starts at the last output reads `lanes - 1` elements past it: the
         // plane, results and divisors have that much slack.
         let plane_len = shape.plane_len() + lanes;
@@ -172,24 +224,33 @@ impl<R: Reducer> WithSimd for FlatPlanes<'_, R> {
             // Positions between output rows and past the last output divide by 1.
             divisors.fill(1.0);
             for (oy, &row) in factors.rows.iter().enumerate() {
-                let line = &mut divisors[oy * shape.width..][..ax.output];
+                let line = &mut divisors[oy * shape.phase_width..][..ax.output];
                 for (divisor, &column) in line.iter_mut().zip(factors.columns) {
                     *divisor = row * column;
                 }
             }
         }
         let plane_stride = plan.input_strides[1];
+        let prefetcher = Prefetcher::new(input.len() >= PREFETCH_FROM);
         let mut row = rows.start;
         let mut out = 0;
         while row < rows.end {
             let (p, first) = (row / ay.output, row % ay.output);
             let last = ay.output.min(first + rows.end - row);
             let source = &input[p * plane_stride..][..plane_stride];
-            load_rows(plane, shape, source, &ay, first..last);
-            let flat = first * shape.width..first * shape.width + shape.flat_outputs(first..last);
-            sum_flat(simd, rule, (plane, offsets), flat, results, divisors);
+            // The same rows `PREFETCH_ROWS` rows further on in the input.
+            let ahead = Ahead {
+                input: input
+                    .get(p * plane_stride + PREFETCH_ROWS * ax.input..)
+                    .unwrap_or(&[]),
+                prefetcher,
+            };
+            load_rows(simd, plane, shape, (source, ahead), &ay, first..last);
+            let start = first * shape.phase_width;
+            let flat = start..start + shape.flat_outputs(first..last);
+            reduce_flat(simd, rule, (plane, taps), flat, results, divisors);
             for oy in first..last {
-                let from = &results[oy * shape.width..][..ax.output];
+                let from = &results[oy * shape.phase_width..][..ax.output];
                 copy_short(&mut output[out..][..ax.output], from);
                 out += ax.output;
             }
@@ -202,29 +263,90 @@ impl<R: Reducer> WithSimd for FlatPlanes<'_, R> {
 /// Copies into `plane` the input rows (of `source`, one input plane) that the windows of
 /// output rows `rows` read.
 #[inline(always)]
-fn load_rows(plane: &mut [f32], shape: FlatShape, source: &[f32], ay: &Axis, rows: Range<usize>) {
+fn load_rows<S: Simd>(
+    simd: S,
+    plane: &mut [f32],
+    shape: FlatShape,
+    (source, ahead): (&[f32], Ahead),
+    ay: &Axis,
+    rows: Range<usize>,
+) {
     // Every row from the first window's top to the last one's bottom (with dilation, a later
     // window may read a row above the first one's first tap).
     let span = (ay.kernel - 1) * ay.dilation + 1;
-    let first_y = rows.start.saturating_sub(ay.pad_begin);
-    let end_y = (rows.end - 1 + span)
+    let first_y = (rows.start * ay.stride).saturating_sub(ay.pad_begin);
+    let end_y = ((rows.end - 1) * ay.stride + span)
         .saturating_sub(ay.pad_begin)
         .min(ay.input);
     let width = source.len() / ay.input;
     for y in first_y..end_y {
-        let to = &mut plane[(shape.top + y) * shape.width + shape.left..][..width];
-        copy_short(to, &source[y * width..][..width]);
+        let row = &source[y * width..][..width];
+        ahead
+            .prefetcher
+            .fetch(ahead.input.get(y * width..).unwrap_or(&[]), width);
+        let padded_y = shape.top + y;
+        if shape.stride == 1 {
+            copy_short(&mut plane[shape.at(padded_y, shape.left)..][..width], row);
+        } else {
+            split_row(simd, plane, shape, row, padded_y);
+        }
     }
+}
+
+/// Prefetch requests for the input rows a plane copies, `PREFETCH_ROWS` rows ahead (into the
+/// next plane near a plane's end), as the row kernels do on inputs past L2.
+#[derive(Clone, Copy)]
+struct Ahead<'a> {
+    input: &'a [f32],
+    prefetcher: Prefetcher,
+}
+
+/// Input row `row` (padded row `y`) into its two x phases (stride 2): element `x` to
+/// `shape.at(y, left + x)`, 2 vectors at a time through a deinterleaving load (the last pair
+/// overlapping the one before), element by element at the end.
+#[inline(always)]
+fn split_row<S: Simd>(simd: S, plane: &mut [f32], shape: FlatShape, row: &[f32], y: usize) {
+    let lanes = lanes::<S>();
+    let width = row.len();
+    // Where the even and the odd elements of the row go, from their first.
+    let (even, odd) = (shape.at(y, shape.left), shape.at(y, shape.left + 1));
+    let mut done = 0;
+    if width >= 2 * lanes {
+        let last = (width - 2 * lanes) & !1;
+        let mut x = 0;
+        loop {
+            let [evens, odds] = load_deinterleaved(simd, row, x);
+            store::<S>(plane, even + x / 2, evens);
+            store::<S>(plane, odd + x / 2, odds);
+            if x == last {
+                break;
+            }
+            x = (x + 2 * lanes).min(last);
+        }
+        done = last + 2 * lanes;
+    }
+    for (x, &value) in row.iter().enumerate().skip(done) {
+        let at = if x % 2 == 0 { even } else { odd };
+        plane[at + x / 2] = value;
+    }
+}
+
+/// A window's taps as offsets in the plane from its output's flat position, in row-major
+/// order, `per_row` to a window row.
+#[derive(Clone, Copy)]
+struct Taps<'a> {
+    offsets: &'a [usize],
+    per_row: usize,
 }
 
 /// The outputs at flat positions `flat` into `results`: blocks of 4 vectors, then 1-4.
 /// Tried and not kept: the x window compiled in for widths 2, 3 and 5 (`profile_case nchw
 /// inception` 24.3 against 27.2 µs on 32 planes, best of 7), 8 vectors per block (no faster).
 #[inline(always)]
-fn sum_flat<S: Simd, R: Reducer>(
+fn reduce_flat<S: Simd, R: Reducer>(
     simd: S,
     rule: R,
-    (plane, offsets): (&[f32], &[usize]),
+    (plane, taps): (&[f32], Taps),
     flat: Range<usize>,
     results: &mut [f32],
     divisors: &[f32],
@@ -234,7 +356,7 @@ fn sum_flat<S: Simd, R: Reducer>(
     // A macro, not a closure: closures are compiled without the level's target features.
     macro_rules! block {
         ($v:literal) => {
-            finish_block::<S, R, $v>(simd, rule, (plane, offsets), at, results, divisors)
+            finish_block::<S, R, $v>(simd, rule, (plane, taps), at, results, divisors)
         };
     }
     while at + 4 * lanes <= flat.end {
@@ -252,24 +374,42 @@ fn sum_flat<S: Simd, R: Reducer>(
 }
 
 /// `V` vectors of outputs from flat position `at`: every tap in order on `V` independent
-/// chains (one bounds check per tap covers its `V` loads), then the rule's finish.
+/// chains (one bounds check per tap covers its `V` loads), then the rule's finish. Value-only
+/// max folds per-row chains in order, as `fixed_window::fold_rows` does (the same bits).
 #[inline(always)]
 fn finish_block<S: Simd, R: Reducer, const V: usize>(
     simd: S,
     rule: R,
-    (plane, offsets): (&[f32], &[usize]),
+    (plane, taps): (&[f32], Taps),
     at: usize,
     results: &mut [f32],
     divisors: &[f32],
 ) {
     let lanes = lanes::<S>();
     let zero = simd.splat_u32s(0);
+    let split = !R::SUMS && !R::TRACKS_INDEX;
     let mut accs: [Acc<S>; V] = [rule.init(simd, zero); V];
-    for &offset in offsets {
-        let tap = &plane[at + offset..][..V * lanes];
-        for (v, acc) in accs.iter_mut().enumerate() {
-            *acc = rule.add(simd, *acc, load::<S>(tap, v * lanes), zero);
+    for (r, row) in taps.offsets.chunks_exact(taps.per_row).enumerate() {
+        let mut row_accs = if split {
+            let tap = &plane[at + row[0]..][..V * lanes];
+            core::array::from_fn(|v| Acc {
+                value: load::<S>(tap, v * lanes),
+                index: zero,
+            })
+        } else {
+            accs
+        };
+        for &offset in &row[usize::from(split)..] {
+            let tap = &plane[at + offset..][..V * lanes];
+            for (v, acc) in row_accs.iter_mut().enumerate() {
+                *acc = rule.add(simd, *acc, load::<S>(tap, v * lanes), zero);
+            }
         }
+        accs = if split && r > 0 {
+            core::array::from_fn(|v| rule.add(simd, accs[v], row_accs[v].value, zero))
+        } else {
+            row_accs
+        };
     }
     for (v, acc) in accs.into_iter().enumerate() {
         let divisor = if R::DIVIDES {

@@ -46,7 +46,7 @@ pub(crate) enum Kernel {
     GlobalChannelsLast(Rule),
     /// Small channels-first planes with rows shorter than a vector: vectors over planes.
     SmallPlanes(Rule),
-    /// Channels-first stride-1 sums on planes that fit L1: vectors along each flat plane.
+    /// Channels-first stride 1 or 2 on planes that fit L2: vectors along each flat plane.
     FlatPlanes(Rule),
     /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
     SeparableMax,
@@ -69,11 +69,13 @@ impl Kernel {
         if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
             return Kernel::SeparableMax;
         }
-        let sums = matches!(rule, Rule::Average | Rule::L1 | Rule::L2);
         if plan.layout == Layout::ChannelsFirst
             && !plan.is_global()
-            && sums
             && flat_planes::applies(plan, lanes)
+            // Max only with stride 2 (stride-1 max runs separably or was not measured here),
+            // and where max with indices can fall back to the row kernel.
+            && (rule != Rule::Max
+                || (plan.axes[2].stride == 2 && channels_first::chunking(plan, lanes).is_some()))
         {
             return Kernel::FlatPlanes(rule);
         }
@@ -320,12 +322,13 @@ pub(crate) fn run_rows(
             global_channels_last(plan, rule, isa, input, output, rows)
         }
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
+        Kernel::FlatPlanes(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::FlatPlanes(rule) => flat_planes(plan, rule, isa, input, output, rows),
     }
 }
 
-/// Runs [`flat_planes::FlatPlanes`] with the rule's arithmetic (chosen for sums only; max
-/// would need indices, so it runs the scalar loops if it ever gets here).
+/// Runs [`flat_planes::FlatPlanes`] with the rule's arithmetic (max values only: with indices
+/// the row kernel runs).
 fn flat_planes(
     plan: &Plan<f32>,
     rule: Rule,
@@ -345,7 +348,7 @@ fn flat_planes(
         Rule::Average => with!(Average),
         Rule::L1 => with!(L1),
         Rule::L2 => with!(L2),
-        Rule::Max => scalar::pool_rows(plan, input, output, None, rows),
+        Rule::Max => with!(MaxValue),
     }
 }
 
