@@ -287,9 +287,23 @@ pub(crate) fn run_rows(
             }
         };
     }
+    // Kernels without indices (max values only: with indices another kernel runs).
+    #[rustfmt::skip]
+    macro_rules! with_value_rule {
+        ($rule:expr, $task:ident) => {
+            match $rule {
+                Rule::Max => go(isa, $task { rule: MaxValue, plan, input, output, rows }),
+                Rule::Average => go(isa, $task { rule: Average, plan, input, output, rows }),
+                Rule::L1 => go(isa, $task { rule: L1, plan, input, output, rows }),
+                Rule::L2 => go(isa, $task { rule: L2, plan, input, output, rows }),
+            }
+        };
+    }
     use channels_first::ChannelsFirst;
     use channels_last::ChannelsLast;
+    use flat_planes::FlatPlanes;
     use global::GlobalChannelsFirst;
+    use global_channels_last::GlobalChannelsLast;
     use separable::SeparableMax;
     use small_planes::SmallPlanes;
     match kernel {
@@ -318,62 +332,10 @@ pub(crate) fn run_rows(
         Kernel::GlobalChannelsLast(Rule::Max) if indices.is_some() => {
             with_rule!(Rule::Max, ChannelsLast)
         }
-        Kernel::GlobalChannelsLast(rule) => {
-            global_channels_last(plan, rule, isa, input, output, rows)
-        }
+        Kernel::GlobalChannelsLast(rule) => with_value_rule!(rule, GlobalChannelsLast),
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
         Kernel::FlatPlanes(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
-        Kernel::FlatPlanes(rule) => flat_planes(plan, rule, isa, input, output, rows),
-    }
-}
-
-/// Runs [`flat_planes::FlatPlanes`] with the rule's arithmetic (max values only: with indices
-/// the row kernel runs).
-fn flat_planes(
-    plan: &Plan<f32>,
-    rule: Rule,
-    isa: Isa,
-    input: &[f32],
-    output: &mut [f32],
-    rows: Range<usize>,
-) {
-    use flat_planes::FlatPlanes;
-    #[rustfmt::skip]
-    macro_rules! with {
-        ($rule:expr) => {
-            go(isa, FlatPlanes { rule: $rule, plan, input, output, rows })
-        };
-    }
-    match rule {
-        Rule::Average => with!(Average),
-        Rule::L1 => with!(L1),
-        Rule::L2 => with!(L2),
-        Rule::Max => with!(MaxValue),
-    }
-}
-
-/// Runs [`global_channels_last::GlobalChannelsLast`] with the rule's arithmetic (max values
-/// only: with indices the window kernel runs).
-fn global_channels_last(
-    plan: &Plan<f32>,
-    rule: Rule,
-    isa: Isa,
-    input: &[f32],
-    output: &mut [f32],
-    rows: Range<usize>,
-) {
-    use global_channels_last::GlobalChannelsLast;
-    #[rustfmt::skip]
-    macro_rules! with {
-        ($rule:expr) => {
-            go(isa, GlobalChannelsLast { rule: $rule, plan, input, output, rows })
-        };
-    }
-    match rule {
-        Rule::Max => with!(MaxValue),
-        Rule::Average => with!(Average),
-        Rule::L1 => with!(L1),
-        Rule::L2 => with!(L2),
+        Kernel::FlatPlanes(rule) => with_value_rule!(rule, FlatPlanes),
     }
 }
 
