@@ -25,6 +25,16 @@ impl Element for f32 {
     }
 
     fn select_kernel(plan: &mut Plan<f32>) {
-        plan.kernel = crate::kernels::Kernel::choose(plan, plan.isa().lanes());
+        use crate::kernels::{Kernel, via_planes};
+        let lanes = plan.isa().lanes();
+        plan.kernel = Kernel::choose(plan, lanes);
+        plan.planes = None;
+        if let Some(rule) = via_planes::applies(plan, lanes) {
+            let image = plan.one_image_channels_first();
+            if image.kernel != Kernel::Scalar {
+                plan.kernel = Kernel::ViaPlanes(rule);
+                plan.planes = Some(Box::new(image));
+            }
+        }
     }
 }

@@ -70,6 +70,8 @@ pub struct Plan<T: Element = f32> {
     pub(crate) allow_separable: bool,
     /// Bands to split every run into, whatever its size (tests only; `None`: by work).
     pub(crate) forced_tasks: Option<usize>,
+    /// The channels-first plan of one image that `Kernel::ViaPlanes` runs.
+    pub(crate) planes: Option<Box<Plan<T>>>,
     element: PhantomData<fn() -> T>,
 }
 
@@ -114,6 +116,7 @@ impl<T: Element> Plan<T> {
             parallel: true,
             allow_separable: true,
             forced_tasks: None,
+            planes: None,
             element: PhantomData,
         };
         plan.select_kernel(Isa::default_for_process());
@@ -123,6 +126,32 @@ impl<T: Element> Plan<T> {
     fn select_kernel(&mut self, isa: Isa) {
         self.isa = isa;
         T::select_kernel(self);
+    }
+
+    /// This plan for one image in channels-first layout (`[1, C, spatial...]`) on the same level
+    /// and the calling thread, with its own kernel: what `Kernel::ViaPlanes` runs.
+    pub(crate) fn one_image_channels_first(&self) -> Self {
+        let layout = Layout::ChannelsFirst;
+        let mut input_shape = self.input_shape.clone();
+        let mut output_shape = self.output_shape.clone();
+        input_shape[0] = 1;
+        output_shape[0] = 1;
+        let mut image = Self {
+            layout,
+            input_strides: strides(layout, self.channels, &self.axes.map(|a| a.input)),
+            output_strides: strides(layout, self.channels, &self.axes.map(|a| a.output)),
+            input_shape,
+            output_shape,
+            batch: 1,
+            input_len: self.input_len / self.batch,
+            output_len: self.output_len / self.batch,
+            parallel: false,
+            forced_tasks: None,
+            planes: None,
+            ..self.clone()
+        };
+        image.select_kernel(self.isa);
+        image
     }
 
     /// Runs on instruction-set level `isa` instead of the process default
@@ -168,9 +197,12 @@ impl<T: Element> Plan<T> {
 
     /// The kernel the plan runs, with its level, e.g. `channels_last_max/v4`.
     pub fn kernel_name(&self) -> String {
-        match self.kernel {
-            Kernel::Scalar => "scalar".to_string(),
-            kernel => format!("{}/{}", kernel.name(), self.isa),
+        match (self.kernel, &self.planes) {
+            (Kernel::Scalar, _) => "scalar".to_string(),
+            (Kernel::ViaPlanes(_), Some(image)) => {
+                format!("channels_last_via_{}", image.kernel_name())
+            }
+            (kernel, _) => format!("{}/{}", kernel.name(), self.isa),
         }
     }
 

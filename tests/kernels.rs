@@ -318,6 +318,79 @@ fn flat_planes_on_every_level() {
 }
 
 #[test]
+fn channels_last_through_planes_on_every_level() {
+    // Channels-last images with at most half a vector of channels run the channels-first
+    // kernels on transposed planes: 1 to 8 channels (the transposes' loops compiled per count),
+    // several images, bands cut inside an image and across images (3 tasks), 1-D and 3-D
+    // windows (a band across depth slices), and each op's channels-first kernel behind it.
+    let pad1 = Padding::symmetric(&[1, 1]);
+    let descs_2d = [
+        PoolDesc::max(&[3, 3])
+            .strides(&[2, 2])
+            .padding(pad1.clone()),
+        PoolDesc::max(&[3, 3])
+            .strides(&[1, 1])
+            .padding(pad1.clone()),
+        PoolDesc::max(&[2, 2]).ceil_mode(true),
+        PoolDesc::average(&[3, 3])
+            .strides(&[1, 1])
+            .padding(pad1.clone()),
+        PoolDesc::average(&[3, 3])
+            .strides(&[2, 2])
+            .padding(pad1)
+            .count_include_pad(true),
+        PoolDesc::average(&[2, 3])
+            .strides(&[1, 1])
+            .dilations(&[2, 2])
+            .padding(Padding::SameLower),
+        PoolDesc::lp(&[2, 2], 2.0).strides(&[1, 1]),
+    ];
+    let mut runs = 0;
+    for desc in &descs_2d {
+        for channels in [1, 2, 3, 5, 8] {
+            for spatial in [[9, 40], [17, 33], [5, 7]] {
+                let shape = [2, channels, spatial[0], spatial[1]];
+                runs += check_everywhere("planes", desc, Layout::ChannelsLast, &shape);
+                let plan = Plan::<f32>::new(desc, Layout::ChannelsLast, &shape).unwrap();
+                for isa in Isa::available() {
+                    let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+                    let expected = channels <= isa.lanes().min(16) / 2;
+                    assert_eq!(
+                        name.starts_with("channels_last_via_"),
+                        expected,
+                        "{shape:?}: {name}"
+                    );
+                }
+            }
+        }
+    }
+    let other_ranks: [(PoolDesc, Vec<usize>); 3] = [
+        (
+            PoolDesc::max(&[3])
+                .strides(&[2])
+                .padding(Padding::symmetric(&[1])),
+            vec![2, 3, 37],
+        ),
+        (
+            PoolDesc::average(&[2, 3, 2])
+                .strides(&[1, 2, 2])
+                .padding(Padding::explicit(&[1, 0, 1], &[0, 1, 1])),
+            vec![2, 2, 5, 9, 11],
+        ),
+        (
+            PoolDesc::max(&[3, 3, 3])
+                .strides(&[2, 2, 2])
+                .ceil_mode(true),
+            vec![1, 4, 7, 7, 7],
+        ),
+    ];
+    for (desc, shape) in &other_ranks {
+        runs += check_everywhere("planes", desc, Layout::ChannelsLast, shape);
+    }
+    assert!(runs > 300, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn small_planes_in_groups_on_every_level() {
     // The small-planes kernel runs a level's lanes of planes at a time: plane counts around 8 and
     // 16 give whole groups (transposed in and out on v3) and a last partial group; 7x9 outputs

@@ -21,6 +21,7 @@ mod simd_io;
 pub(crate) mod small_planes;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
+pub(crate) mod via_planes;
 
 use std::ops::Range;
 
@@ -53,6 +54,9 @@ pub(crate) enum Kernel {
     /// Channels-first rows with the x window compiled in (max values and average; max with
     /// indices runs `ChannelsFirst`).
     FixedWindow(Rule),
+    /// Channels-last images with fewer channels than lanes, transposed to planes for the
+    /// channels-first kernel of the plan's `planes` (max with indices runs `ChannelsLast`).
+    ViaPlanes(Rule),
 }
 
 impl Kernel {
@@ -119,6 +123,7 @@ impl Kernel {
             Kernel::FlatPlanes(r) => format!("channels_first_flat_planes_{}", rule(r)),
             Kernel::SeparableMax => "separable_max".to_string(),
             Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
+            Kernel::ViaPlanes(r) => format!("channels_last_via_planes_{}", rule(r)),
         }
     }
 }
@@ -336,6 +341,8 @@ pub(crate) fn run_rows(
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
         Kernel::FlatPlanes(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::FlatPlanes(rule) => with_value_rule!(rule, FlatPlanes),
+        Kernel::ViaPlanes(rule) if indices.is_some() => with_rule!(rule, ChannelsLast),
+        Kernel::ViaPlanes(_) => via_planes::run(plan, input, output, rows),
     }
 }
 
@@ -375,6 +382,6 @@ fn fixed_window<R: reduce::Reducer>(
 }
 
 #[inline(always)]
-fn go<Op: pulp::WithSimd<Output = ()>>(isa: Isa, op: Op) {
+pub(crate) fn go<Op: pulp::WithSimd<Output = ()>>(isa: Isa, op: Op) {
     dispatch(isa, op)
 }

@@ -7,6 +7,7 @@ use std::cell::Cell;
 
 thread_local! {
     static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static OUTER: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// This thread's scratch, at least `len` elements long (contents unspecified). Give it back with
@@ -22,4 +23,19 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
 /// Returns a buffer from [`take`] for the next run on this thread.
 pub(crate) fn give_back(buffer: Vec<f32>) {
     SCRATCH.with(|cell| cell.set(buffer));
+}
+
+/// As [`take`], from a second buffer: for a kernel that runs another kernel (which takes the
+/// first) inside. Give it back with [`give_back_outer`].
+pub(crate) fn take_outer(len: usize) -> Vec<f32> {
+    let mut buffer = OUTER.with(Cell::take);
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    buffer
+}
+
+/// Returns a buffer from [`take_outer`].
+pub(crate) fn give_back_outer(buffer: Vec<f32>) {
+    OUTER.with(|cell| cell.set(buffer));
 }

@@ -1,0 +1,256 @@
+//! Channels-last images with fewer channels than a vector has lanes (3-channel images, 8-channel
+//! layers on AVX-512), run through the channels-first kernels:
+//!
+//! ```text
+//! for each image n of the task, with its output rows r0..r1 (flattened (oz, oy)):
+//!     planes[c][z][y][x] = input[n][z][y][x][c]   for the input rows those windows read
+//!     results[c][r][x]   = the channels-first kernel of the plan's `planes` (one image,
+//!                          [1, C, spatial]) for rows (c, r0..r1)
+//!     output[n][r][x][c] = results[c][r][x]
+//! ```
+//!
+//! The channels-last kernel vectorizes over channels, so with C < lanes most lanes idle and its
+//! per-pixel loops cost the same whatever C is. On v4, 112x112 images (`SHAPE=1,C,112,112
+//! profile_case nchw|nhwc inception|resnet`, µs): 3x3/1 average with C = 1, 3, 8, 12 ran
+//! 342, 489, 307, 327 channels-last against 13, 30, 72, 105 channels-first, and 3x3/2 max
+//! 131, 78, 76, 76 against 6, 10, 51, 39. Through planes (transposes included) the same ran
+//! 16, 51, 138, 263 and 6, 26, 64, 113 (see [`applies`] for where it is used). The transposes'
+//! loops have the channel count compiled in (element by element, the first version spent 1.7 ns
+//! an element on them: C = 8 average 242 µs); with 1 channel they are copies.
+//!
+//! Each output element comes from the channels-first kernel, which matches the reference, so
+//! the results are the same bits. Max with indices runs the channels-last kernel (the plane
+//! positions it reports are the same in both layouts, but the transposes would need a second
+//! buffer of indices).
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::reduce::Rule;
+use super::{go, run_rows, scratch};
+use crate::geometry::Axis;
+use crate::{Layout, Plan};
+
+/// Most elements of one image's planes plus its results (4 Mi f32, 16 MiB of scratch per
+/// thread): larger images keep the channels-last kernel rather than make each thread hold
+/// a copy of them.
+const MAX_IMAGE: usize = 1 << 22;
+
+/// Runs `$body` with the const `$c` equal to `channels` (1 to 15; the kernel runs with fewer
+/// channels than lanes), so that the transposes' inner loops have a fixed length.
+macro_rules! with_channels {
+    ($channels:expr, $c:ident => $body:expr) => {
+        seq_channels!($channels, $c => $body; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+    };
+}
+
+macro_rules! seq_channels {
+    ($channels:expr, $c:ident => $body:expr; $($n:literal)*) => {
+        match $channels {
+            $($n => {
+                const $c: usize = $n;
+                $body
+            })*
+            _ => unreachable!("the plan runs through planes only with fewer than 16 channels"),
+        }
+    };
+}
+
+/// The rule to run through planes, if the plan is a channels-last, non-global one with at most
+/// half as many channels as `lanes` whose image fits [`MAX_IMAGE`]. The caller checks that the
+/// planes' own kernel is a vector one. Measured on 112x112 images (`SHAPE=1,C,112,112
+/// profile_case nhwc inception|resnet`, channels-last kernel against this one, µs): on v4,
+/// 3x3/1 average gains at every C up to 12 (C = 9: 508 against 210, C = 12: 325 against 263),
+/// 3x3/2 max up to 8 (C = 8: 76 against 64), not from 9 (C = 9: 89 against 100, C = 12: 77
+/// against 113); on v3 (8 lanes), C = 4: 324 against 82 and 129 against 49, C = 6: 382 against
+/// 205 and 87 against 119.
+pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> Option<Rule> {
+    let image = plan
+        .axes
+        .iter()
+        .map(|a| a.input)
+        .product::<usize>()
+        .saturating_add(plan.axes.iter().map(|a| a.output).product::<usize>())
+        .saturating_mul(plan.channels);
+    let fits = plan.layout == Layout::ChannelsLast
+        && !plan.is_global()
+        && plan.channels <= lanes.min(16) / 2
+        && image <= MAX_IMAGE;
+    if fits { Rule::of(plan.reduction) } else { None }
+}
+
+/// Output rows `rows` (flattened (n, oz, oy)) of a plan whose kernel is `ViaPlanes`, into
+/// `output` (exactly those rows).
+pub(crate) fn run(plan: &Plan<f32>, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+    let Some(image) = plan.planes.as_deref() else {
+        unreachable!("a ViaPlanes plan holds its planes' plan");
+    };
+    let [_, _, ax] = &plan.axes;
+    let rows_per_image = plan.axes[0].output * plan.axes[1].output;
+    let row_len = ax.output * plan.channels;
+    let planes_len = image.input_len();
+    let mut buffer = scratch::take_outer(planes_len + image.output_len());
+    {
+        let (planes, results) = buffer.split_at_mut(planes_len);
+        let mut row = rows.start;
+        while row < rows.end {
+            let n = row / rows_per_image;
+            let first = row - n * rows_per_image;
+            let last = (rows.end - n * rows_per_image).min(rows_per_image);
+            let band = first..last;
+            let image_input = &input[n * plan.input_strides[0]..][..planes_len];
+            let to_planes = ToPlanes {
+                plan,
+                image: image_input,
+                planes,
+                band: &band,
+            };
+            go(plan.isa, to_planes);
+            let out = &mut output[(row - rows.start) * row_len..][..band.len() * row_len];
+            let results = &mut results[..plan.channels * band.len() * ax.output];
+            pool_planes(image, planes, results, &band, rows_per_image);
+            let from_planes = FromPlanes {
+                results,
+                out,
+                channels: plan.channels,
+                per_plane: band.len() * ax.output,
+            };
+            go(plan.isa, from_planes);
+            row += band.len();
+        }
+    }
+    scratch::give_back_outer(buffer);
+}
+
+/// The band's rows of every plane into `results` (plane c's rows from `c * band.len() * X`):
+/// one kernel call when the band is the whole image, else one per plane.
+fn pool_planes(
+    image: &Plan<f32>,
+    planes: &[f32],
+    results: &mut [f32],
+    band: &Range<usize>,
+    rows_per_image: usize,
+) {
+    let (kernel, isa) = (image.kernel, image.isa);
+    if band.len() == rows_per_image {
+        let rows = 0..image.channels * rows_per_image;
+        run_rows(image, kernel, isa, planes, results, None, rows);
+        return;
+    }
+    let plane_results = band.len() * image.axes[2].output;
+    for (c, out) in results.chunks_exact_mut(plane_results).enumerate() {
+        let start = c * rows_per_image;
+        let rows = start + band.start..start + band.end;
+        run_rows(image, kernel, isa, planes, out, None, rows);
+    }
+}
+
+/// The input rows that output rows `band` of one image read, from `(z, y, x, c)` to planes
+/// `(c, z, y, x)` (the other rows of `planes` are left as they are: no window reads them). A
+/// level's task, so that the per-channel-count loops below are compiled with its vectors.
+struct ToPlanes<'a> {
+    plan: &'a Plan<f32>,
+    image: &'a [f32],
+    planes: &'a mut [f32],
+    band: &'a Range<usize>,
+}
+
+impl WithSimd for ToPlanes<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Self {
+            plan,
+            image,
+            planes,
+            band,
+        } = self;
+        let [az, ay, ax] = &plan.axes;
+        let channels = plan.channels;
+        let (width, height) = (ax.input, ay.input);
+        let plane_len = az.input * height * width;
+        // Windows start further on with each output (their first tap inside the input need not:
+        // dilated windows skip padding by whole steps), so the first row's start and the last
+        // row's end bound the rows read (all of each depth slice when the band spans several).
+        let reach = |axis: &Axis, o: usize| {
+            let start = (o * axis.stride) as isize - axis.pad_begin as isize;
+            let end = start + ((axis.kernel - 1) * axis.dilation + 1) as isize;
+            (start.max(0) as usize, (end.max(0) as usize).min(axis.input))
+        };
+        let (oz_first, oz_last) = (band.start / ay.output, (band.end - 1) / ay.output);
+        let (z_start, _) = reach(az, oz_first);
+        let (_, z_end) = reach(az, oz_last);
+        let (y_start, y_end) = if oz_first == oz_last {
+            let (start, _) = reach(ay, band.start % ay.output);
+            let (_, end) = reach(ay, (band.end - 1) % ay.output);
+            (start, end)
+        } else {
+            (0, height)
+        };
+        for z in z_start..z_end {
+            let first = (z * height + y_start) * width;
+            let pixels = (y_end - y_start) * width;
+            let source = &image[first * channels..][..pixels * channels];
+            with_channels!(channels, C => split::<C>(source, planes, plane_len, first, pixels));
+        }
+    }
+}
+
+/// `source` (pixels of `C` channels) into planes of `plane_len`, from pixel `first`.
+#[inline(always)]
+fn split<const C: usize>(
+    source: &[f32],
+    planes: &mut [f32],
+    plane_len: usize,
+    first: usize,
+    pixels: usize,
+) {
+    let mut chunks = planes.chunks_exact_mut(plane_len);
+    let mut rows: [&mut [f32]; C] = core::array::from_fn(|_| {
+        chunks
+            .next()
+            .map_or(&mut [][..], |p| &mut p[first..][..pixels])
+    });
+    for (x, pixel) in source.chunks_exact(C).enumerate() {
+        for (row, &value) in rows.iter_mut().zip(pixel) {
+            row[x] = value;
+        }
+    }
+}
+
+/// Results `(c, r, x)`, `per_plane` of them a plane, into the channels-last rows `(r, x, c)`.
+struct FromPlanes<'a> {
+    results: &'a [f32],
+    out: &'a mut [f32],
+    channels: usize,
+    per_plane: usize,
+}
+
+impl WithSimd for FromPlanes<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Self {
+            results,
+            out,
+            channels,
+            per_plane,
+        } = self;
+        with_channels!(channels, C => merge::<C>(&results[..C * per_plane], out, per_plane));
+    }
+}
+
+/// Planes of `per_plane` results into pixels of `C` channels.
+#[inline(always)]
+fn merge<const C: usize>(results: &[f32], out: &mut [f32], per_plane: usize) {
+    let mut chunks = results.chunks_exact(per_plane);
+    let rows: [&[f32]; C] = core::array::from_fn(|_| chunks.next().unwrap_or(&[]));
+    for (x, pixel) in out.chunks_exact_mut(C).enumerate() {
+        for (value, row) in pixel.iter_mut().zip(&rows) {
+            *value = row[x];
+        }
+    }
+}
