@@ -16,7 +16,9 @@
 //! 131, 78, 76, 76 against 6, 10, 51, 39. Through planes (transposes included) the same ran
 //! 16, 51, 138, 263 and 6, 26, 64, 113 (see [`applies`] for where it is used). The transposes'
 //! loops have the channel count compiled in (element by element, the first version spent 1.7 ns
-//! an element on them: C = 8 average 242 µs); with 1 channel they are copies.
+//! an element on them: C = 8 average 242 µs); 8 channels go through 8x8 register transposes on
+//! v3 and v4 (C = 8 max 92 -> 74 µs, measured while another build ran); with 1 channel both
+//! layouts are the same bytes and the channels-first kernel reads the input itself.
 //!
 //! Each output element comes from the channels-first kernel, which matches the reference, so
 //! the results are the same bits. Max with indices runs the channels-last kernel (the plane
@@ -90,16 +92,27 @@ pub(crate) fn run(plan: &Plan<f32>, input: &[f32], output: &mut [f32], rows: Ran
     let rows_per_image = plan.axes[0].output * plan.axes[1].output;
     let row_len = ax.output * plan.channels;
     let planes_len = image.input_len();
+    // The task's rows of each image it touches: (image, its rows, their offset in `output`).
+    let bands = image_bands(rows.clone(), rows_per_image).map(|(n, band, row)| {
+        let out_start = (row - rows.start) * row_len;
+        (
+            &input[n * plan.input_strides[0]..][..planes_len],
+            band,
+            out_start,
+        )
+    });
+    if plan.channels == 1 {
+        // Both layouts are the same bytes, and the rows the same rows.
+        for (image_input, band, out_start) in bands {
+            let out = &mut output[out_start..][..band.len() * row_len];
+            run_rows(image, image.kernel, image.isa, image_input, out, None, band);
+        }
+        return;
+    }
     let mut buffer = scratch::take_outer(planes_len + image.output_len());
     {
         let (planes, results) = buffer.split_at_mut(planes_len);
-        let mut row = rows.start;
-        while row < rows.end {
-            let n = row / rows_per_image;
-            let first = row - n * rows_per_image;
-            let last = (rows.end - n * rows_per_image).min(rows_per_image);
-            let band = first..last;
-            let image_input = &input[n * plan.input_strides[0]..][..planes_len];
+        for (image_input, band, out_start) in bands {
             let to_planes = ToPlanes {
                 plan,
                 image: image_input,
@@ -107,20 +120,37 @@ pub(crate) fn run(plan: &Plan<f32>, input: &[f32], output: &mut [f32], rows: Ran
                 band: &band,
             };
             go(plan.isa, to_planes);
-            let out = &mut output[(row - rows.start) * row_len..][..band.len() * row_len];
             let results = &mut results[..plan.channels * band.len() * ax.output];
             pool_planes(image, planes, results, &band, rows_per_image);
             let from_planes = FromPlanes {
                 results,
-                out,
+                out: &mut output[out_start..][..band.len() * row_len],
                 channels: plan.channels,
                 per_plane: band.len() * ax.output,
             };
             go(plan.isa, from_planes);
-            row += band.len();
         }
     }
     scratch::give_back_outer(buffer);
+}
+
+/// Splits output rows `rows` (flattened (n, oz, oy), `per_image` to an image) by image:
+/// `(n, the rows within image n, the first of them as a flattened row)`.
+fn image_bands(
+    rows: Range<usize>,
+    per_image: usize,
+) -> impl Iterator<Item = (usize, Range<usize>, usize)> {
+    let mut row = rows.start;
+    core::iter::from_fn(move || {
+        if row >= rows.end {
+            return None;
+        }
+        let n = row / per_image;
+        let band = row - n * per_image..(rows.end - n * per_image).min(per_image);
+        let first = row;
+        row += band.len();
+        Some((n, band, first))
+    })
 }
 
 /// The band's rows of every plane into `results` (plane c's rows from `c * band.len() * X`):
@@ -193,6 +223,11 @@ impl WithSimd for ToPlanes<'_> {
             let first = (z * height + y_start) * width;
             let pixels = (y_end - y_start) * width;
             let source = &image[first * channels..][..pixels * channels];
+            #[cfg(target_arch = "x86_64")]
+            if let (8, Some(v3)) = (channels, super::transpose::as_v3(_simd)) {
+                split_8(v3, source, &mut planes[first..], plane_len, pixels);
+                continue;
+            }
             with_channels!(channels, C => split::<C>(source, planes, plane_len, first, pixels));
         }
     }
@@ -239,6 +274,11 @@ impl WithSimd for FromPlanes<'_> {
             channels,
             per_plane,
         } = self;
+        #[cfg(target_arch = "x86_64")]
+        if let (8, Some(v3)) = (channels, super::transpose::as_v3(_simd)) {
+            merge_8(v3, results, out, per_plane);
+            return;
+        }
         with_channels!(channels, C => merge::<C>(&results[..C * per_plane], out, per_plane));
     }
 }
@@ -251,6 +291,45 @@ fn merge<const C: usize>(results: &[f32], out: &mut [f32], per_plane: usize) {
     for (x, pixel) in out.chunks_exact_mut(C).enumerate() {
         for (value, row) in pixel.iter_mut().zip(&rows) {
             *value = row[x];
+        }
+    }
+}
+
+/// [`split`] for 8 channels on v3 and v4: 8 pixels at a time through an 8x8 register
+/// transpose. `planes` starts at the first pixel's place in plane 0.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn split_8(v3: pulp::x86::V3, source: &[f32], planes: &mut [f32], plane_len: usize, pixels: usize) {
+    use super::transpose::{read_strided, rows_of_mut, transpose_8x8, write_columns};
+    let mut rows = rows_of_mut(planes, plane_len, pixels);
+    let whole = pixels / 8 * 8;
+    for x in (0..whole).step_by(8) {
+        write_columns(
+            &mut rows,
+            x,
+            transpose_8x8(v3, read_strided(source, x * 8, 8)),
+        );
+    }
+    for x in whole..pixels {
+        for (c, row) in rows.iter_mut().enumerate() {
+            row[x] = source[x * 8 + c];
+        }
+    }
+}
+
+/// [`merge`] for 8 channels on v3 and v4, as [`split_8`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn merge_8(v3: pulp::x86::V3, results: &[f32], out: &mut [f32], per_plane: usize) {
+    use super::transpose::{read_columns, rows_of, transpose_8x8, write_strided};
+    let rows = rows_of(results, 0, per_plane, per_plane);
+    let whole = per_plane / 8 * 8;
+    for x in (0..whole).step_by(8) {
+        write_strided(out, x * 8, 8, transpose_8x8(v3, read_columns(&rows, x)));
+    }
+    for x in whole..per_plane {
+        for (c, row) in rows.iter().enumerate() {
+            out[x * 8 + c] = row[x];
         }
     }
 }
