@@ -39,11 +39,12 @@ use crate::{Layout, Plan};
 /// a copy of them.
 const MAX_IMAGE: usize = 1 << 22;
 
-/// Runs `$body` with the const `$c` equal to `channels` (1 to 15; the kernel runs with fewer
-/// channels than lanes), so that the transposes' inner loops have a fixed length.
+/// Runs `$body` with the const `$c` equal to `channels` (2 to 8: the kernel runs with at most
+/// half of 16 lanes, and 1 channel needs no transpose), so that the transposes' inner loops
+/// have a fixed length.
 macro_rules! with_channels {
     ($channels:expr, $c:ident => $body:expr) => {
-        seq_channels!($channels, $c => $body; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+        seq_channels!($channels, $c => $body; 2 3 4 5 6 7 8)
     };
 }
 
@@ -54,7 +55,7 @@ macro_rules! seq_channels {
                 const $c: usize = $n;
                 $body
             })*
-            _ => unreachable!("the plan runs through planes only with fewer than 16 channels"),
+            _ => unreachable!("the plan transposes only 2 to 8 channels"),
         }
     };
 }
