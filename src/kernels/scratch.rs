@@ -4,6 +4,7 @@
 //! kernel using it stays inside its SIMD level's `#[target_feature]` context.
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 thread_local! {
     static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
@@ -13,11 +14,7 @@ thread_local! {
 /// This thread's scratch, at least `len` elements long (contents unspecified). Give it back with
 /// [`give_back`].
 pub(crate) fn take(len: usize) -> Vec<f32> {
-    let mut buffer = SCRATCH.with(Cell::take);
-    if buffer.len() < len {
-        buffer.resize(len, 0.0);
-    }
-    buffer
+    take_from(&SCRATCH, len)
 }
 
 /// Returns a buffer from [`take`] for the next run on this thread.
@@ -28,14 +25,19 @@ pub(crate) fn give_back(buffer: Vec<f32>) {
 /// As [`take`], from a second buffer: for a kernel that runs another kernel (which takes the
 /// first) inside. Give it back with [`give_back_outer`].
 pub(crate) fn take_outer(len: usize) -> Vec<f32> {
-    let mut buffer = OUTER.with(Cell::take);
-    if buffer.len() < len {
-        buffer.resize(len, 0.0);
-    }
-    buffer
+    take_from(&OUTER, len)
 }
 
 /// Returns a buffer from [`take_outer`].
 pub(crate) fn give_back_outer(buffer: Vec<f32>) {
     OUTER.with(|cell| cell.set(buffer));
+}
+
+/// The buffer of one of the thread-locals above, grown to `len` elements if shorter.
+fn take_from(buffer: &'static LocalKey<Cell<Vec<f32>>>, len: usize) -> Vec<f32> {
+    let mut buffer = buffer.with(Cell::take);
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    buffer
 }
