@@ -247,6 +247,17 @@ impl Axis {
         }
     }
 
+    /// The input positions that the windows of `outputs` (not empty) read, clipped to the
+    /// input: from the first window's start to the last one's end. Windows start further on
+    /// with each output, but their first tap inside the input need not (a dilated window skips
+    /// padding in whole steps, so a later one may read a position before the first one's).
+    pub fn input_span(&self, outputs: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let reach = (self.kernel - 1) * self.dilation + 1;
+        let start = (outputs.start * self.stride).saturating_sub(self.pad_begin);
+        let end = ((outputs.end - 1) * self.stride + reach).saturating_sub(self.pad_begin);
+        start.min(self.input)..end.min(self.input).max(start.min(self.input))
+    }
+
     /// Outputs whose whole window lies inside the input (no tap in padding).
     pub fn interior(&self) -> std::ops::Range<usize> {
         let lo = self.pad_begin.div_ceil(self.stride).min(self.output);
@@ -358,6 +369,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn input_span_reaches_rows_a_later_dilated_window_reads_first() {
+        // in 5, k 2, s 1, d 2, pads 1/1: window 0 reads -1 and 1, window 1 reads 0 and 2.
+        let axis = Axis::new(
+            0,
+            5,
+            2,
+            1,
+            2,
+            AxisPadding::Explicit { begin: 1, end: 1 },
+            false,
+        )
+        .unwrap();
+        assert_eq!(axis.taps(0).first, 1);
+        assert_eq!(axis.input_span(0..2), 0..3);
+        assert_eq!(axis.input_span(0..1), 0..2);
+        // The last window (start 3: reads 3 and 5) is clipped to the input.
+        assert_eq!(axis.input_span(1..axis.output), 0..5);
     }
 
     #[test]

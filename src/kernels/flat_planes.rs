@@ -271,15 +271,8 @@ fn load_rows<S: Simd>(
     ay: &Axis,
     rows: Range<usize>,
 ) {
-    // Every row from the first window's top to the last one's bottom (with dilation, a later
-    // window may read a row above the first one's first tap).
-    let span = (ay.kernel - 1) * ay.dilation + 1;
-    let first_y = (rows.start * ay.stride).saturating_sub(ay.pad_begin);
-    let end_y = ((rows.end - 1) * ay.stride + span)
-        .saturating_sub(ay.pad_begin)
-        .min(ay.input);
     let width = source.len() / ay.input;
-    for y in first_y..end_y {
+    for y in ay.input_span(rows) {
         let row = &source[y * width..][..width];
         ahead
             .prefetcher

@@ -31,7 +31,6 @@ use pulp::{Simd, WithSimd};
 
 use super::reduce::Rule;
 use super::{go, run_rows, scratch};
-use crate::geometry::Axis;
 use crate::{Layout, Plan};
 
 /// Most elements of one image's planes plus its results (4 Mi f32, 16 MiB of scratch per
@@ -202,27 +201,16 @@ impl WithSimd for ToPlanes<'_> {
         let channels = plan.channels;
         let (width, height) = (ax.input, ay.input);
         let plane_len = az.input * height * width;
-        // Windows start further on with each output (their first tap inside the input need not:
-        // dilated windows skip padding by whole steps), so the first row's start and the last
-        // row's end bound the rows read (all of each depth slice when the band spans several).
-        let reach = |axis: &Axis, o: usize| {
-            let start = (o * axis.stride) as isize - axis.pad_begin as isize;
-            let end = start + ((axis.kernel - 1) * axis.dilation + 1) as isize;
-            (start.max(0) as usize, (end.max(0) as usize).min(axis.input))
-        };
+        // The rows the band's windows read (all of each depth slice when it spans several).
         let (oz_first, oz_last) = (band.start / ay.output, (band.end - 1) / ay.output);
-        let (z_start, _) = reach(az, oz_first);
-        let (_, z_end) = reach(az, oz_last);
-        let (y_start, y_end) = if oz_first == oz_last {
-            let (start, _) = reach(ay, band.start % ay.output);
-            let (_, end) = reach(ay, (band.end - 1) % ay.output);
-            (start, end)
+        let ys = if oz_first == oz_last {
+            ay.input_span(band.start % ay.output..(band.end - 1) % ay.output + 1)
         } else {
-            (0, height)
+            0..height
         };
-        for z in z_start..z_end {
-            let first = (z * height + y_start) * width;
-            let pixels = (y_end - y_start) * width;
+        for z in az.input_span(oz_first..oz_last + 1) {
+            let first = (z * height + ys.start) * width;
+            let pixels = ys.len() * width;
             let source = &image[first * channels..][..pixels * channels];
             #[cfg(target_arch = "x86_64")]
             if let (8, Some(v3)) = (channels, super::transpose::as_v3(_simd)) {
