@@ -309,12 +309,86 @@ fn flat_planes_on_every_level() {
                 let flat = name.contains("flat_planes");
                 let stride = plan.strides()[1];
                 let planes_fit = stride == 1 || shape[2] * shape[3] <= 3000;
-                let expected = planes_fit && plan.output_shape()[3] >= 32 / stride;
+                // Max with stride 2 may run row maxima instead (see its own test).
+                let short_rows = name.contains("short_rows");
+                assert!(
+                    !short_rows
+                        || (plan.op() == PoolOp::Max && stride == 2 && plan.dilations() == [1, 1]),
+                    "{shape:?}: {name}"
+                );
+                let expected = planes_fit && plan.output_shape()[3] >= 32 / stride && !short_rows;
                 assert_eq!(flat, expected, "{shape:?}: {name}");
             }
         }
     }
     assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
+fn short_rows_on_every_level() {
+    // Max with x stride 2 on rows of 1-4 vectors: row maxima then column maxima. Output widths
+    // at every level's vector multiples +-1 (rows ending inside, at and just past a vector),
+    // windows 2 and 3 wide with and without padding, window heights 1-5 with y strides 1-3 (row
+    // maxima shared by 0-4 output rows), ceil mode, 1-D and 3-D (a z stride over planes of
+    // depth slices), planes whose first and last rows sit at the input's ends (read through the
+    // copied edge row) and, on 3 forced bands, plane rows split between tasks.
+    let lanes: Vec<usize> = Isa::available().iter().map(|isa| isa.lanes()).collect();
+    let mut widths = vec![1, 2, 3];
+    for &l in &lanes {
+        for k in 1..=4 {
+            widths.extend([k * l - 1, k * l, k * l + 1]);
+        }
+    }
+    widths.sort_unstable();
+    widths.dedup();
+    let mut descs = Vec::new();
+    for kx in [2, 3] {
+        for (ky, sy) in [(1, 1), (2, 1), (3, 2), (3, 3), (5, 2), (2, 3)] {
+            let desc = PoolDesc::max(&[ky, kx]).strides(&[sy, 2]);
+            let pads = Padding::symmetric(&[ky / 2, kx / 2]);
+            descs.push(desc.clone().padding(pads.clone()));
+            descs.push(desc.clone().ceil_mode(true));
+            descs.push(desc.padding(Padding::explicit(&[0, 1], &[ky / 2, 0])));
+        }
+    }
+    let mut runs = 0;
+    for desc in &descs {
+        for &out_width in &widths {
+            for height in [7, 45] {
+                let shape = [2, 3, height, 2 * out_width + 1];
+                runs += check_everywhere("short rows", desc, Layout::ChannelsFirst, &shape);
+                let Ok(plan) = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape) else {
+                    continue;
+                };
+                for isa in Isa::available() {
+                    let plan = plan.clone().with_isa(isa).unwrap();
+                    let name = plan.kernel_name();
+                    let fits = plan.output_shape()[3] <= 4 * isa.lanes();
+                    // Planes small enough for the small-planes kernel's transposed block (8 Ki
+                    // elements for a level's lanes of them) stay with it.
+                    let small = shape[2] * shape[3] * isa.lanes() <= 8192;
+                    let short_rows = name.contains("short_rows");
+                    let context =
+                        format!("{shape:?} {:?}/{:?}: {name}", plan.kernel(), plan.strides());
+                    assert!(fits || !short_rows, "{context}");
+                    assert!(!fits || small || short_rows, "{context}");
+                }
+            }
+        }
+    }
+    // 3-D: a window one slice deep, with a z stride.
+    let desc = PoolDesc::max(&[1, 3, 3])
+        .strides(&[2, 2, 2])
+        .padding(Padding::explicit(&[0, 1, 1], &[0, 1, 0]));
+    let shape = [2, 3, 5, 9, 41];
+    let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape).unwrap();
+    assert!(
+        plan.kernel_name().contains("short_rows"),
+        "{}",
+        plan.kernel_name()
+    );
+    runs += check_everywhere("short rows", &desc, Layout::ChannelsFirst, &shape);
+    assert!(runs > 500, "the grid ran too little: {runs}");
 }
 
 #[test]
@@ -457,8 +531,9 @@ fn whole_windows_in_padded_blocks_on_every_level() {
                     let small = name.contains("small_planes");
                     let wide = plan.isa().lanes() >= 16;
                     let fixed = wide && plan.strides()[1] == 2;
+                    let short_rows = name.contains("short_rows");
                     let flat = wide && plan.strides() == [1, 1] && op != PoolOp::Max;
-                    if plan.strides()[0] < plan.kernel()[0] && !fixed && !flat {
+                    if plan.strides()[0] < plan.kernel()[0] && !fixed && !flat && !short_rows {
                         assert!(small || name.starts_with("separable"), "{shape:?}: {name}");
                     }
                 }
@@ -714,11 +789,23 @@ fn plans_report_their_level_and_kernel() {
     let name = |desc: &PoolDesc, layout, shape: &[usize]| {
         Plan::<f32>::new(desc, layout, shape).unwrap().kernel_name()
     };
-    // (One plane: the small-planes kernel takes such windows for groups of planes.)
-    let fixed = name(&stem, Layout::ChannelsFirst, &[1, 1, 112, 112]);
+    // (One plane: the small-planes kernel takes such windows for groups of planes. Rows of at
+    // most 4 vectors run row maxima: 56 outputs on 16 lanes.)
+    let fixed = name(&stem, Layout::ChannelsFirst, &[1, 1, 112, 224]);
     assert!(
         fixed.starts_with("channels_first_fixed_window_max/"),
         "{fixed}"
+    );
+    let resnet = Plan::<f32>::new(&stem, Layout::ChannelsFirst, &[1, 1, 112, 112]).unwrap();
+    let expected = if resnet.isa().lanes() >= 16 {
+        "channels_first_short_rows_max/"
+    } else {
+        "channels_first_fixed_window_max/"
+    };
+    assert!(
+        resnet.kernel_name().starts_with(expected),
+        "{}",
+        resnet.kernel_name()
     );
     let dilated = name(
         &stem.clone().dilations(&[2, 2]),

@@ -17,6 +17,7 @@ pub(crate) mod scalar;
 mod scratch;
 pub(crate) mod separable;
 mod separable_bands;
+pub(crate) mod short_rows;
 mod simd_io;
 pub(crate) mod small_planes;
 #[cfg(target_arch = "x86_64")]
@@ -57,6 +58,9 @@ pub(crate) enum Kernel {
     /// Channels-last images with fewer channels than lanes, transposed to planes for the
     /// channels-first kernel of the plan's `planes` (max with indices runs `ChannelsLast`).
     ViaPlanes(Rule),
+    /// Channels-first max values with x stride 2 on rows of a few vectors: row maxima, then
+    /// column maxima (with indices `ChannelsFirst` runs).
+    ShortRowsMax,
 }
 
 impl Kernel {
@@ -69,6 +73,17 @@ impl Kernel {
         let plane: usize = plan.axes.iter().map(|a| a.input).product();
         if rule == Rule::Max && u32::try_from(plane).is_err() {
             return Kernel::Scalar;
+        }
+        // Row maxima then column maxima, as the separable kernel, with the x taps in registers.
+        if rule == Rule::Max
+            && plan.allow_separable
+            && plan.layout == Layout::ChannelsFirst
+            && !plan.is_global()
+            && short_rows::applies(plan, lanes)
+            && !small_planes::narrow(plan, lanes)
+            && channels_first::chunking(plan, lanes).is_some()
+        {
+            return Kernel::ShortRowsMax;
         }
         if rule == Rule::Max && plan.allow_separable && separable::applies(plan, lanes) {
             return Kernel::SeparableMax;
@@ -124,6 +139,7 @@ impl Kernel {
             Kernel::SeparableMax => "separable_max".to_string(),
             Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
             Kernel::ViaPlanes(r) => format!("channels_last_via_planes_{}", rule(r)),
+            Kernel::ShortRowsMax => "channels_first_short_rows_max".to_string(),
         }
     }
 }
@@ -343,6 +359,38 @@ pub(crate) fn run_rows(
         Kernel::FlatPlanes(rule) => with_value_rule!(rule, FlatPlanes),
         Kernel::ViaPlanes(rule) if indices.is_some() => with_rule!(rule, ChannelsLast),
         Kernel::ViaPlanes(_) => via_planes::run(plan, input, output, rows),
+        Kernel::ShortRowsMax if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
+        Kernel::ShortRowsMax => short_rows(plan, isa, input, output, rows),
+    }
+}
+
+/// Runs [`short_rows::ShortRows`] with the plan's x window and vectors a row as constants.
+fn short_rows(plan: &Plan<f32>, isa: Isa, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+    use short_rows::ShortRows;
+    macro_rules! with_shape {
+        ($kx:literal, $v:literal) => {
+            go(
+                isa,
+                ShortRows::<$kx, $v> {
+                    plan,
+                    input,
+                    output,
+                    rows,
+                },
+            )
+        };
+    }
+    let vectors = plan.axes[2].output.div_ceil(isa.lanes());
+    match (plan.axes[2].kernel, vectors) {
+        (2, 1) => with_shape!(2, 1),
+        (2, 2) => with_shape!(2, 2),
+        (2, 3) => with_shape!(2, 3),
+        (2, 4) => with_shape!(2, 4),
+        (3, 1) => with_shape!(3, 1),
+        (3, 2) => with_shape!(3, 2),
+        (3, 3) => with_shape!(3, 3),
+        (3, 4) => with_shape!(3, 4),
+        _ => unreachable!("short_rows::applies admits only the shapes above"),
     }
 }
 

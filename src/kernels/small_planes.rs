@@ -64,18 +64,23 @@ const MAX_LANES: usize = 16;
 /// against that one): `resnet` 362 against 223 µs, `alexnet` 117 against 112 µs, `train` 3.40
 /// against 2.90 ms; stride-1 `inception` stays here (328 against 344 µs).
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
-    let plane: usize = plan.axes.iter().map(|a| a.input).product();
-    let out_pixels: usize = plan.axes.iter().map(|a| a.output).product();
-    let fits = |pixels: usize| {
-        pixels.saturating_mul(lanes) <= SCRATCH && out_pixels.saturating_mul(lanes) <= SCRATCH
-    };
-    let narrow = plan.axes[2].output < 4 * lanes.min(MAX_LANES) && fits(plane);
     // A group of planes costs the same with any number of them in use.
     let planes = plan.batch.saturating_mul(plan.channels);
     let filled = planes.saturating_mul(4) >= (planes.div_ceil(lanes) * lanes).saturating_mul(3);
     // Max plans may run with indices, which use the plain block (never larger).
     let whole = filled && Scheme::of(plan, false, lanes).whole.is_some();
-    narrow || (whole && !(lanes >= 16 && plan.axes[2].stride == 2))
+    narrow(plan, lanes) || (whole && !(lanes >= 16 && plan.axes[2].stride == 2))
+}
+
+/// Whether the plan's planes and results fit the transposed block whole, with output rows
+/// shorter than 4 vectors.
+pub(crate) fn narrow(plan: &Plan<f32>, lanes: usize) -> bool {
+    let plane: usize = plan.axes.iter().map(|a| a.input).product();
+    let out_pixels: usize = plan.axes.iter().map(|a| a.output).product();
+    let fits = |pixels: usize| {
+        pixels.saturating_mul(lanes) <= SCRATCH && out_pixels.saturating_mul(lanes) <= SCRATCH
+    };
+    plan.axes[2].output < 4 * lanes.min(MAX_LANES) && fits(plane)
 }
 
 /// Where a block keeps each plane: `height` rows of `width` pixels (z and y flattened), the

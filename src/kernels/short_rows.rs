@@ -1,0 +1,272 @@
+//! Channels-first max (values only) with stride 2 across rows of at most 4 output vectors, such
+//! as the 3x3/2 pools of ResNet (56 outputs a row), AlexNet (27) and a training batch's 56x56
+//! planes (28): row maxima first, then column maxima.
+//!
+//! ```text
+//! line := −∞ (the padding, written once per task)
+//! for each output row (plane, oy) of the task:
+//!     for each input row y of its window not yet reduced in this plane:
+//!         line[left + x] = input row y
+//!         for each output vector v: row_max[y mod ring][v] = max over tx in order of line[2 (v lanes + i) + tx]
+//!             (the x taps as the even and odd elements of one or two deinterleaving loads)
+//!     output[plane, oy, ..] = the window rows' row maxima folded in window order
+//! ```
+//!
+//! Each input row is reduced along x once, for every output row whose window holds it (with a
+//! 3x3/2 window half the rows serve two). The fixed-window kernel copies the rows into phase
+//! buffers and reads every tap of every window from them: on rows of 2 vectors its per-row
+//! work cost more than the taps (see [`applies`]).
+//!
+//! Each window row's taps form a chain in x order, and the rows' maxima are folded in window
+//! order: the grouping of the fixed-window and flat kernels, which gives the reference's bits
+//! (the max rule is associative when earlier operands stay on the left).
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
+use super::prefetch::Prefetcher;
+use super::reduce::{Acc, MaxValue, Reducer};
+use super::scratch;
+use super::simd_io::{lanes, load, load_deinterleaved, store, store_first};
+use crate::Plan;
+
+/// Most output vectors a row may have (each has a row maximum per window row in registers).
+pub(crate) const MAX_VECTORS: usize = 4;
+
+/// Most rows a window may have (the ring of row maxima has a slot per window row).
+const MAX_KY: usize = 16;
+
+/// Whether the plan is a 2-D (or 1-D) window 2 or 3 wide with x stride 2, no dilation, at most
+/// [`MAX_VECTORS`] vectors of outputs a row and at most [`MAX_KY`] window rows (the caller
+/// checks the op: max without indices).
+pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
+    let [az, ay, ax] = &plan.axes;
+    let z_trivial = az.kernel == 1 && az.pad_begin == 0 && az.pad_end == 0;
+    z_trivial
+        && ax.stride == 2
+        && (ax.kernel == 2 || ax.kernel == 3)
+        && ax.dilation == 1
+        && ay.dilation == 1
+        && ay.kernel <= MAX_KY
+        && ax.output <= MAX_VECTORS * lanes
+}
+
+/// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a plan for which [`applies`]
+/// holds, with `KX` its x kernel and `V` the vectors of an output row.
+pub(crate) struct ShortRows<'a, const KX: usize, const V: usize> {
+    pub plan: &'a Plan<f32>,
+    pub input: &'a [f32],
+    pub output: &'a mut [f32],
+    pub rows: Range<usize>,
+}
+
+impl<const KX: usize, const V: usize> WithSimd for ShortRows<'_, KX, V> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            plan,
+            input,
+            output,
+            rows,
+        } = self;
+        let lanes = lanes::<S>();
+        let [az, ay, ax] = plan.axes;
+        debug_assert!(ax.kernel == KX && ax.output <= V * lanes && ax.output > (V - 1) * lanes);
+        let taps = XTaps::<S, V>::new(simd, ax.input, ax.pad_begin);
+        // A power of two, so that a row's slot is a mask, not a division.
+        let ring_rows = ay.kernel.next_power_of_two();
+        let row_len = V * lanes;
+        let mut buffer = scratch::take(taps.reach + ring_rows * row_len);
+        let prefetcher = Prefetcher::new(input.len() >= PREFETCH_FROM);
+        {
+            let (edge_row, ring) = buffer.split_at_mut(taps.reach);
+            let strides = plan.input_strides;
+            let y_interior = ay.interior();
+            let mut base = usize::MAX;
+            let mut reduced_to = 0;
+            let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
+            for local_row in 0..rows.len() {
+                let (plane, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
+                cursor.advance();
+                let ty = ay.taps_given_interior(oy, &y_interior);
+                let row_base = plane * strides[1] + oz * az.stride * strides[2];
+                if row_base != base {
+                    base = row_base;
+                    reduced_to = ty.first;
+                }
+                let mut slots = [0usize; MAX_KY];
+                for (j, slot_of_row) in slots[..ty.count].iter_mut().enumerate() {
+                    let y = ty.first + j;
+                    let slot = (y & (ring_rows - 1)) * row_len;
+                    *slot_of_row = slot;
+                    if y >= reduced_to {
+                        let row_start = base + y * strides[3];
+                        let later = (row_start + PREFETCH_ROWS * strides[3]).min(input.len());
+                        prefetcher.fetch(&input[later..], ax.input);
+                        let maxima = match taps.direct(row_start, input.len()) {
+                            Some(origin) => taps.row_maxima::<KX>(simd, input, origin),
+                            None => {
+                                taps.copy_edge_row(edge_row, input, row_start);
+                                taps.row_maxima::<KX>(simd, edge_row, 0)
+                            }
+                        };
+                        let ring_row = &mut ring[slot..][..row_len];
+                        for (v, max) in maxima.into_iter().enumerate() {
+                            store::<S>(ring_row, v * lanes, max);
+                        }
+                    }
+                }
+                reduced_to = reduced_to.max(ty.first + ty.count);
+                let out = &mut output[local_row * ax.output..][..ax.output];
+                fold_rows::<S, V>(simd, ring, &slots[..ty.count], out);
+            }
+        }
+        scratch::give_back(buffer);
+    }
+}
+
+/// Where the x taps of a row's `V` output vectors lie: lane `i` of vector `v` has its taps at
+/// input `2 (v lanes + i) + tx - left`, read by deinterleaving loads at `origin + 2 v lanes`
+/// (taps 0 and 1) and 2 further (tap 2), `origin` being the row's start minus `left`. Lanes
+/// whose tap lies outside the row are masked to −∞.
+struct XTaps<S: Simd, const V: usize> {
+    /// The elements the loads read from `origin`.
+    reach: usize,
+    left: usize,
+    /// Per vector and tap, the lanes inside the row.
+    inside: [[S::m32s; 3]; V],
+    /// Whether a vector has a lane outside the row.
+    edge: [bool; V],
+}
+
+impl<S: Simd, const V: usize> XTaps<S, V> {
+    #[inline(always)]
+    fn new(simd: S, width: usize, left: usize) -> Self {
+        let lanes = lanes::<S>();
+        const EVEN: [f32; 16] = [
+            0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0, 28.0,
+            30.0,
+        ];
+        let even = load::<S>(&EVEN, 0);
+        let all = simd.equal_f32s(even, even);
+        let mut inside = [[all; 3]; V];
+        let mut edge = [false; V];
+        for (v, (inside, edge)) in inside.iter_mut().zip(&mut edge).enumerate() {
+            for (tx, inside) in inside.iter_mut().enumerate() {
+                // Lane i reads input 2 i + first: inside when -first <= 2 i < width - first.
+                let first = (2 * v * lanes + tx) as f64 - left as f64;
+                let lowest = simd.splat_f32s(-first as f32);
+                let end = simd.splat_f32s((width as f64 - first) as f32);
+                *inside = simd.and_m32s(
+                    simd.greater_than_or_equal_f32s(even, lowest),
+                    simd.less_than_f32s(even, end),
+                );
+                let last = first + 2.0 * (lanes - 1) as f64;
+                *edge |= first < 0.0 || last >= width as f64;
+            }
+        }
+        XTaps {
+            reach: 2 * V * lanes + 2,
+            left,
+            inside,
+            edge,
+        }
+    }
+
+    /// Where a row starting at input `row_start` can be read in place: its `origin`, if the
+    /// loads stay inside `input_len` elements.
+    #[inline(always)]
+    fn direct(&self, row_start: usize, input_len: usize) -> Option<usize> {
+        let origin = row_start.checked_sub(self.left)?;
+        (origin + self.reach <= input_len).then_some(origin)
+    }
+
+    /// Copies the elements the loads of the row at `row_start` read into `to` (−∞ outside the
+    /// input), for the first and last rows of the input.
+    fn copy_edge_row(&self, to: &mut [f32], input: &[f32], row_start: usize) {
+        for (i, to) in to.iter_mut().enumerate() {
+            *to = (row_start + i)
+                .checked_sub(self.left)
+                .and_then(|at| input.get(at))
+                .copied()
+                .unwrap_or(f32::NEG_INFINITY);
+        }
+    }
+
+    /// The maxima of each lane's `KX` taps, in order, from `data` at `origin`.
+    #[inline(always)]
+    fn row_maxima<const KX: usize>(&self, simd: S, data: &[f32], origin: usize) -> [S::f32s; V] {
+        let lanes = lanes::<S>();
+        let zero = simd.splat_u32s(0);
+        let rule = MaxValue;
+        let padding = simd.splat_f32s(f32::NEG_INFINITY);
+        // Loops, not `array::from_fn`: closures are compiled without the level's target features.
+        let mut maxima = [padding; V];
+        for (v, max) in maxima.iter_mut().enumerate() {
+            let at = origin + 2 * v * lanes;
+            let [mut t0, mut t1] = load_deinterleaved(simd, data, at);
+            let [mut t2, _] = if KX == 3 {
+                load_deinterleaved(simd, data, at + 2)
+            } else {
+                [padding, padding]
+            };
+            if self.edge[v] {
+                let inside = &self.inside[v];
+                t0 = simd.select_f32s(inside[0], t0, padding);
+                t1 = simd.select_f32s(inside[1], t1, padding);
+                t2 = simd.select_f32s(inside[2], t2, padding);
+            }
+            let mut acc = Acc {
+                value: t0,
+                index: zero,
+            };
+            acc = rule.add(simd, acc, t1, zero);
+            if KX == 3 {
+                acc = rule.add(simd, acc, t2, zero);
+            }
+            *max = acc.value;
+        }
+        maxima
+    }
+}
+
+/// One output row: the row maxima in ring `slots` (window order) folded in order, the last
+/// vector stored in part where the row ends inside it. (Reading the ring at the row's end,
+/// overlapping the vector before, would straddle two vector stores just made: a failed store
+/// forward.)
+#[inline(always)]
+fn fold_rows<S: Simd, const V: usize>(simd: S, ring: &[f32], slots: &[usize], out: &mut [f32]) {
+    let lanes = lanes::<S>();
+    let zero = simd.splat_u32s(0);
+    let rule = MaxValue;
+    let row_len = V * lanes;
+    let mut rows = slots.iter().map(|&slot| &ring[slot..][..row_len]);
+    let Some(first) = rows.next() else {
+        unreachable!("validated plans have no empty window");
+    };
+    let mut accs = [Acc {
+        value: simd.splat_f32s(f32::NEG_INFINITY),
+        index: zero,
+    }; V];
+    for (v, acc) in accs.iter_mut().enumerate() {
+        acc.value = load::<S>(first, v * lanes);
+    }
+    for row in rows {
+        for (v, acc) in accs.iter_mut().enumerate() {
+            *acc = rule.add(simd, *acc, load::<S>(row, v * lanes), zero);
+        }
+    }
+    let width = out.len();
+    for (v, acc) in accs.iter().enumerate() {
+        let at = v * lanes;
+        if at + lanes <= width {
+            store::<S>(out, at, acc.value);
+        } else {
+            store_first::<S>(out, at, width - at, acc.value);
+        }
+    }
+}
