@@ -545,7 +545,7 @@ fn store_block<S: Simd, R: Reducer, const V: usize>(
         if count == lanes {
             store::<S>(output, at, value);
         } else {
-            store_first::<S>(output, at, count, value);
+            store_first::<S>(simd, output, at, count, value);
         }
         if let Some(indices) = indices.as_deref_mut() {
             store_indices::<S>(indices, at, count, acc.index);

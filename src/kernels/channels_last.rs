@@ -248,7 +248,7 @@ fn finish<S: Simd, R: Reducer, const V: usize>(
         let value = rule.finish(simd, *acc, divisor);
         let at = at + v * lanes;
         if width < lanes {
-            store_first::<S>(output, at, width, value);
+            store_first::<S>(simd, output, at, width, value);
         } else {
             store::<S>(output, at, value);
         }

@@ -175,7 +175,7 @@ impl<R: Reducer, const KX: usize, const SX: usize> WithSimd for FixedWindow<'_, 
                     if width < lanes {
                         let [acc] = window.block::<S, R, KX, SX, 1>(simd, rule, 0);
                         let value = rule.finish(simd, acc, divisor.at::<R>(simd, x_counts, 0));
-                        store_first::<S>(out, 0, width, value);
+                        store_first::<S>(simd, out, 0, width, value);
                     } else if remaining > 0 {
                         let tail = Tail {
                             window: &window,

@@ -87,7 +87,7 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
                     if c + lanes <= channels {
                         store::<S>(out, c, value);
                     } else {
-                        store_first::<S>(out, c, channels - c, value);
+                        store_first::<S>(simd, out, c, channels - c, value);
                     }
                     c += lanes;
                 }

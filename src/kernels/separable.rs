@@ -218,7 +218,7 @@ pub(super) fn max_of_rows<S: Simd, R: Reducer>(
             let value = load_first::<S>(data, start + i, count, f32::NEG_INFINITY);
             acc = rule.add(simd, acc, value, zero);
         }
-        store_first::<S>(out, i, count, acc.value);
+        store_first::<S>(simd, out, i, count, acc.value);
     }
 }
 

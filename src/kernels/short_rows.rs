@@ -266,7 +266,7 @@ fn fold_rows<S: Simd, const V: usize>(simd: S, ring: &[f32], slots: &[usize], ou
         if at + lanes <= width {
             store::<S>(out, at, acc.value);
         } else {
-            store_first::<S>(out, at, width - at, acc.value);
+            store_first::<S>(simd, out, at, width - at, acc.value);
         }
     }
 }
