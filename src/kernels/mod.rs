@@ -74,7 +74,8 @@ impl Kernel {
         if rule == Rule::Max && u32::try_from(plane).is_err() {
             return Kernel::Scalar;
         }
-        // Row maxima then column maxima, as the separable kernel, with the x taps in registers.
+        // Row maxima then column maxima, as the separable kernel, each input row reduced along
+        // x straight from the input (see `short_rows.rs`).
         if rule == Rule::Max
             && plan.allow_separable
             && plan.layout == Layout::ChannelsFirst

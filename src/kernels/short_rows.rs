@@ -3,14 +3,19 @@
 //! planes (28): row maxima first, then column maxima.
 //!
 //! ```text
-//! line := −∞ (the padding, written once per task)
 //! for each output row (plane, oy) of the task:
 //!     for each input row y of its window not yet reduced in this plane:
-//!         line[left + x] = input row y
-//!         for each output vector v: row_max[y mod ring][v] = max over tx in order of line[2 (v lanes + i) + tx]
-//!             (the x taps as the even and odd elements of one or two deinterleaving loads)
+//!         for each output vector v, straight from the input (x = 2 (v lanes + i) + tx - left):
+//!             taps 0 and 1 = even and odd elements of a deinterleaving load, tap 2 = the even
+//!             ones of a load 2 further on; lanes whose tap lies outside the row := −∞
+//!             row_max[y mod ring][v] = max over tx in order
+//!         (only rows whose loads would leave the input go through a copied row)
 //!     output[plane, oy, ..] = the window rows' row maxima folded in window order
 //! ```
+//!
+//! Reading the input in place matters: a first version copied each row into a padded line and
+//! read it back at once, and its loads, straddling the copy's stores, waited on failed store
+//! forwards (a `train` image took 890 µs against 61 µs).
 //!
 //! Each input row is reduced along x once, for every output row whose window holds it (with a
 //! 3x3/2 window half the rows serve two). The fixed-window kernel copies the rows into phase
