@@ -213,7 +213,7 @@ fn block<S: Simd, R: Reducer, const V: usize>(
                     let value = if at + lanes <= input.len() {
                         load::<S>(input, at)
                     } else {
-                        load_first::<S>(input, at, width, R::FILL)
+                        load_first(simd, input, at, width, R::FILL)
                     };
                     accs[0] = rule.add(simd, accs[0], value, index);
                 } else {

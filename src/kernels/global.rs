@@ -243,7 +243,7 @@ fn max_plane<S: Simd, R: Reducer>(simd: S, rule: R, data: &[f32]) -> (f32, u32) 
     }
     if i < data.len() {
         // Missing lanes hold −∞ and never replace.
-        let value = load_first::<S>(data, i, data.len() - i, f32::NEG_INFINITY);
+        let value = load_first(simd, data, i, data.len() - i, f32::NEG_INFINITY);
         acc = rule.add(simd, acc, value, ramp(simd, i as u32, 1));
     }
     let values: &[f32] = bytemuck::cast_slice(core::slice::from_ref(&acc.value));

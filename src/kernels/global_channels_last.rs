@@ -75,7 +75,7 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
                     }
                     if c < channels {
                         let running = running_at::<S>(acc, c, zero);
-                        let x = load_first::<S>(pixel, c, channels - c, R::FILL);
+                        let x = load_first(simd, pixel, c, channels - c, R::FILL);
                         store::<S>(acc, c, rule.add(simd, running, x, zero).value);
                     }
                 }

@@ -215,7 +215,7 @@ pub(super) fn max_of_rows<S: Simd, R: Reducer>(
         let zero = simd.splat_u32s(0);
         let mut acc = rule.init(simd, zero);
         for &start in starts {
-            let value = load_first::<S>(data, start + i, count, f32::NEG_INFINITY);
+            let value = load_first(simd, data, start + i, count, f32::NEG_INFINITY);
             acc = rule.add(simd, acc, value, zero);
         }
         store_first::<S>(simd, out, i, count, acc.value);

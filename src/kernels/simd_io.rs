@@ -37,12 +37,21 @@ pub(crate) fn store_first<S: Simd>(
     simd.partial_store_f32s(&mut data[at..at + count], value);
 }
 
-/// Loads `data[at..at + count]` (`count <= lanes`); the other lanes hold `fill`.
+/// Loads `data[at..at + count]` (`count <= lanes`); the other lanes hold `fill`. A masked load
+/// and a select: built in a stack buffer, the vector's load waited on the pieces' stores (a
+/// failed store forward), and a separable y pass of 40-wide rows with a partial vector a row ran
+/// at half the speed of the flat pass.
 #[inline(always)]
-pub(crate) fn load_first<S: Simd>(data: &[f32], at: usize, count: usize, fill: f32) -> S::f32s {
-    let mut buffer = [fill; 16];
-    copy_pieces(&mut buffer[..count], &data[at..at + count]);
-    load::<S>(&buffer, 0)
+pub(crate) fn load_first<S: Simd>(
+    simd: S,
+    data: &[f32],
+    at: usize,
+    count: usize,
+    fill: f32,
+) -> S::f32s {
+    let loaded = simd.partial_load_f32s(&data[at..at + count]);
+    let inside = simd.less_than_u32s(ramp(simd, 0, 1), simd.splat_u32s(count as u32));
+    simd.select_f32s(inside, loaded, simd.splat_f32s(fill))
 }
 
 /// `to.copy_from_slice(from)` in fixed 16-element pieces and a last `copy_pieces`, for rows of
