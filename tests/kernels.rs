@@ -326,7 +326,7 @@ fn flat_planes_on_every_level() {
 
 #[test]
 fn short_rows_on_every_level() {
-    // Max with x stride 2 on rows of 1-4 vectors: row maxima then column maxima. Output widths
+    // Max with x stride 2 on rows of 1-8 vectors: row maxima then column maxima. Output widths
     // at every level's vector multiples +-1 (rows ending inside, at and just past a vector),
     // windows 2 and 3 wide with and without padding, window heights 1-5 with y strides 1-3 (row
     // maxima shared by 0-4 output rows), ceil mode, 1-D and 3-D (a z stride over planes of
@@ -335,8 +335,12 @@ fn short_rows_on_every_level() {
     let lanes: Vec<usize> = Isa::available().iter().map(|isa| isa.lanes()).collect();
     let mut widths = vec![1, 2, 3];
     for &l in &lanes {
-        for k in 1..=4 {
-            widths.extend([k * l - 1, k * l, k * l + 1]);
+        for k in 1..=8 {
+            widths.extend(
+                [k * l - 1, k * l, k * l + 1]
+                    .into_iter()
+                    .filter(|&w| w <= 65),
+            );
         }
     }
     widths.sort_unstable();
@@ -363,7 +367,9 @@ fn short_rows_on_every_level() {
                 for isa in Isa::available() {
                     let plan = plan.clone().with_isa(isa).unwrap();
                     let name = plan.kernel_name();
-                    let fits = plan.output_shape()[3] <= 4 * isa.lanes();
+                    // At most 64 outputs a row, in 4 vectors (8 on levels of 8 lanes or more).
+                    let vectors = if isa.lanes() >= 8 { 8 } else { 4 };
+                    let fits = plan.output_shape()[3] <= (vectors * isa.lanes()).min(64);
                     // Planes small enough for the small-planes kernel's transposed block (8 Ki
                     // elements for a level's lanes of them) stay with it.
                     let small = shape[2] * shape[3] * isa.lanes() <= 8192;
@@ -790,14 +796,15 @@ fn plans_report_their_level_and_kernel() {
         Plan::<f32>::new(desc, layout, shape).unwrap().kernel_name()
     };
     // (One plane: the small-planes kernel takes such windows for groups of planes. Rows of at
-    // most 4 vectors run row maxima: 56 outputs on 16 lanes.)
+    // most 64 outputs in 4 vectors, or 8 on 8-lane levels, run row maxima: 56 outputs on 8 and
+    // 16 lanes.)
     let fixed = name(&stem, Layout::ChannelsFirst, &[1, 1, 112, 224]);
     assert!(
         fixed.starts_with("channels_first_fixed_window_max/"),
         "{fixed}"
     );
     let resnet = Plan::<f32>::new(&stem, Layout::ChannelsFirst, &[1, 1, 112, 112]).unwrap();
-    let expected = if resnet.isa().lanes() >= 16 {
+    let expected = if resnet.isa().lanes() >= 8 {
         "channels_first_short_rows_max/"
     } else {
         "channels_first_fixed_window_max/"

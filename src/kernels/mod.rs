@@ -387,10 +387,18 @@ fn short_rows(plan: &Plan<f32>, isa: Isa, input: &[f32], output: &mut [f32], row
         (2, 2) => with_shape!(2, 2),
         (2, 3) => with_shape!(2, 3),
         (2, 4) => with_shape!(2, 4),
+        (2, 5) => with_shape!(2, 5),
+        (2, 6) => with_shape!(2, 6),
+        (2, 7) => with_shape!(2, 7),
+        (2, 8) => with_shape!(2, 8),
         (3, 1) => with_shape!(3, 1),
         (3, 2) => with_shape!(3, 2),
         (3, 3) => with_shape!(3, 3),
         (3, 4) => with_shape!(3, 4),
+        (3, 5) => with_shape!(3, 5),
+        (3, 6) => with_shape!(3, 6),
+        (3, 7) => with_shape!(3, 7),
+        (3, 8) => with_shape!(3, 8),
         _ => unreachable!("short_rows::applies admits only the shapes above"),
     }
 }

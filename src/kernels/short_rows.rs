@@ -1,6 +1,6 @@
-//! Channels-first max (values only) with stride 2 across rows of at most 4 output vectors, such
-//! as the 3x3/2 pools of ResNet (56 outputs a row), AlexNet (27) and a training batch's 56x56
-//! planes (28): row maxima first, then column maxima.
+//! Channels-first max (values only) with stride 2 across short rows (at most 64 outputs, in 4
+//! vectors, or 8 on 8-lane levels), such as the 3x3/2 pools of ResNet (56 outputs a row),
+//! AlexNet (27) and a training batch's 56x56 planes (28): row maxima first, then column maxima.
 //!
 //! ```text
 //! for each output row (plane, oy) of the task:
@@ -37,14 +37,25 @@ use super::scratch;
 use super::simd_io::{lanes, load, load_deinterleaved, store, store_first};
 use crate::Plan;
 
-/// Most output vectors a row may have (each has a row maximum per window row in registers).
-pub(crate) const MAX_VECTORS: usize = 4;
+/// Most output vectors a row may have (each has a row maximum per window row in registers): 8
+/// on levels of 8 lanes or more, 4 on narrower ones (where 8 was not measured).
+pub(crate) const MAX_VECTORS: usize = 8;
+
+/// Most outputs a row may have. Rows of 5-8 vectors on v3 (`resnet`'s 56 outputs: 7 vectors
+/// of 8) ran in 418 µs against 488 µs for the small-planes kernel (`NNPOOL_ISA=v3
+/// profile_case nchw resnet`, best of 5 alternated); on v4 the cap keeps rows to 4 vectors.
+const MAX_OUTPUTS: usize = 64;
+
+/// Most output vectors a row may have on a level with `lanes`.
+pub(crate) fn max_vectors(lanes: usize) -> usize {
+    if lanes >= 8 { MAX_VECTORS } else { 4 }
+}
 
 /// Most rows a window may have (the ring of row maxima has a slot per window row).
 const MAX_KY: usize = 16;
 
 /// Whether the plan is a 2-D (or 1-D) window 2 or 3 wide with x stride 2, no dilation, at most
-/// [`MAX_VECTORS`] vectors of outputs a row and at most [`MAX_KY`] window rows (the caller
+/// [`MAX_OUTPUTS`] outputs and [`max_vectors`] vectors a row and at most [`MAX_KY`] window rows (the caller
 /// checks the op: max without indices, and leaves planes that fit the small-planes kernel's
 /// block whole to it). Measured with `profile_case nchw <case>` (3x3/2 max; best of 5
 /// alternated runs, µs; this kernel against the one chosen before):
@@ -53,7 +64,7 @@ const MAX_KY: usize = 16;
 /// |---|---|---|
 /// | `train` (32 x 64 planes of 56x56) | 2104 against 2871 (fixed window) | 3013 against 3614 (small planes) |
 /// | `train`, 1 image | 52 against 61 (flat planes) | |
-/// | `resnet` (64 planes of 112x112) | 185 against 260 (fixed window) | 56 outputs: past 4 vectors |
+/// | `resnet` (64 planes of 112x112) | 185 against 260 (fixed window) | 418 against 488 (small planes) |
 /// | `alexnet` (96 planes of 55x55) | 89 against 127 (flat planes) | 113 against 128 (small planes) |
 ///
 /// (v4 figures before the masked tail store, which took `alexnet` to 68 µs.)
@@ -66,7 +77,7 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
         && ax.dilation == 1
         && ay.dilation == 1
         && ay.kernel <= MAX_KY
-        && ax.output <= MAX_VECTORS * lanes
+        && ax.output <= MAX_OUTPUTS.min(max_vectors(lanes) * lanes)
 }
 
 /// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a plan for which [`applies`]
