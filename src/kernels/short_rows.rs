@@ -37,17 +37,17 @@ use super::scratch;
 use super::simd_io::{lanes, load, load_deinterleaved, store, store_first};
 use crate::Plan;
 
-/// Most output vectors a row may have (each has a row maximum per window row in registers): 8
-/// on levels of 8 lanes or more, 4 on narrower ones (where 8 was not measured).
-pub(crate) const MAX_VECTORS: usize = 8;
+/// Most output vectors a row may have (each has a row maximum per window row in registers) on
+/// levels of 8 lanes or more; narrower levels keep 4 (8 was not measured there).
+const MAX_VECTORS: usize = 8;
 
 /// Most outputs a row may have. Rows of 5-8 vectors on v3 (`resnet`'s 56 outputs: 7 vectors
-/// of 8) ran in 418 µs against 488 µs for the small-planes kernel (`NNPOOL_ISA=v3
+/// of 8) ran in 323 µs against 379 µs for the small-planes kernel (`NNPOOL_ISA=v3
 /// profile_case nchw resnet`, best of 5 alternated); on v4 the cap keeps rows to 4 vectors.
 const MAX_OUTPUTS: usize = 64;
 
 /// Most output vectors a row may have on a level with `lanes`.
-pub(crate) fn max_vectors(lanes: usize) -> usize {
+fn max_vectors(lanes: usize) -> usize {
     if lanes >= 8 { MAX_VECTORS } else { 4 }
 }
 
@@ -55,16 +55,16 @@ pub(crate) fn max_vectors(lanes: usize) -> usize {
 const MAX_KY: usize = 16;
 
 /// Whether the plan is a 2-D (or 1-D) window 2 or 3 wide with x stride 2, no dilation, at most
-/// [`MAX_OUTPUTS`] outputs and [`max_vectors`] vectors a row and at most [`MAX_KY`] window rows (the caller
-/// checks the op: max without indices, and leaves planes that fit the small-planes kernel's
-/// block whole to it). Measured with `profile_case nchw <case>` (3x3/2 max; best of 5
-/// alternated runs, µs; this kernel against the one chosen before):
+/// [`MAX_OUTPUTS`] outputs and [`max_vectors`] vectors a row and at most [`MAX_KY`] window
+/// rows (the caller checks the op: max without indices, and leaves planes that fit the
+/// small-planes kernel's block whole to it). Measured with `profile_case nchw <case>` (3x3/2
+/// max; best of 5 alternated runs, µs; this kernel against the one chosen before):
 ///
 /// | case | v4 | v3 |
 /// |---|---|---|
 /// | `train` (32 x 64 planes of 56x56) | 2104 against 2871 (fixed window) | 3013 against 3614 (small planes) |
 /// | `train`, 1 image | 52 against 61 (flat planes) | |
-/// | `resnet` (64 planes of 112x112) | 185 against 260 (fixed window) | 418 against 488 (small planes) |
+/// | `resnet` (64 planes of 112x112) | 185 against 260 (fixed window) | 323 against 379 (small planes) |
 /// | `alexnet` (96 planes of 55x55) | 89 against 127 (flat planes) | 113 against 128 (small planes) |
 ///
 /// (v4 figures before the masked tail store, which took `alexnet` to 68 µs.)
