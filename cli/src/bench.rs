@@ -4,7 +4,9 @@
 //!
 //! What a figure includes: nnpool runs a prepared plan into a caller-provided buffer (no
 //! allocation); the reference likewise; the copy reads the input and writes an output-sized
-//! buffer. Times are medians over repeated calls on warm buffers.
+//! buffer. Times are medians over repeated calls on warm buffers; nnpool, the copy and the peers
+//! take turns in [`ROUNDS`] rounds per thread count, so each ratio compares times taken in the
+//! same minutes.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -51,32 +53,68 @@ struct Timing {
     calls: usize,
 }
 
-/// Times `f`: batches of calls long enough to be measured, until `budget` is spent; the median
-/// of the per-call times of the batches.
+/// Rounds the timed implementations of a case, layout and thread count take turns in: nnpool,
+/// the copy and each peer are timed in every round, so a slow phase of this shared machine
+/// (minutes long, up to 1.5x) lands on all of them rather than on whichever ran then.
+const ROUNDS: u32 = 4;
+
+/// Per-call times of one implementation: batches of calls long enough to be measured.
+struct Sampler {
+    batch: usize,
+    samples: Vec<f64>,
+}
+
+impl Sampler {
+    /// Warms `f` up (caches, pages, the thread pool) and sizes its batches from one call.
+    fn new(f: &mut impl FnMut()) -> Sampler {
+        f();
+        let probe = Instant::now();
+        f();
+        let once = probe.elapsed().max(Duration::from_nanos(20));
+        let batch = ((Duration::from_micros(200).as_secs_f64() / once.as_secs_f64()).ceil()
+            as usize)
+            .clamp(1, 100_000);
+        Sampler {
+            batch,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Batches of `f` until `budget` is spent (at least `least` of them, for slow calls at most
+    /// four budgets' worth).
+    fn gather(&mut self, budget: Duration, least: usize, f: &mut impl FnMut()) {
+        let start = Instant::now();
+        let mut taken = 0;
+        while taken < least || (start.elapsed() < budget && taken < 1000) {
+            let t = Instant::now();
+            for _ in 0..self.batch {
+                f();
+            }
+            self.samples
+                .push(t.elapsed().as_secs_f64() / self.batch as f64);
+            taken += 1;
+            if start.elapsed() > budget * 4 {
+                break;
+            }
+        }
+    }
+
+    /// The median of the samples so far.
+    fn timing(&self) -> Timing {
+        let mut samples = self.samples.clone();
+        samples.sort_by(f64::total_cmp);
+        Timing {
+            median_s: samples[samples.len() / 2],
+            calls: samples.len() * self.batch + 2,
+        }
+    }
+}
+
+/// Times `f` on its own: the median of batches over `budget` (at least 5).
 fn time(budget: Duration, mut f: impl FnMut()) -> Timing {
-    f(); // warm-up: caches, pages, the thread pool
-    let probe = Instant::now();
-    f();
-    let once = probe.elapsed().max(Duration::from_nanos(20));
-    let batch = ((Duration::from_micros(200).as_secs_f64() / once.as_secs_f64()).ceil() as usize)
-        .clamp(1, 100_000);
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 1000) {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        samples.push(t.elapsed().as_secs_f64() / batch as f64);
-        if start.elapsed() > budget * 4 {
-            break; // a slow implementation: five samples at most four budgets
-        }
-    }
-    samples.sort_by(f64::total_cmp);
-    Timing {
-        median_s: samples[samples.len() / 2],
-        calls: samples.len() * batch + 2,
-    }
+    let mut sampler = Sampler::new(&mut f);
+    sampler.gather(budget, 5, &mut f);
+    sampler.timing()
 }
 
 /// Reads all of `input` and writes all of `output`: the first `output.len()` elements are
@@ -281,15 +319,15 @@ fn bench_case(
         results.push(json!({"case": case.name, "layout": layout_name(layout), "threads": threads, "impl": imp,
             "median_s": t.median_s, "calls": t.calls, "bytes": bytes}));
     };
-    // The reference once (it takes seconds on the large cases), then the copy.
+    // The reference once (it takes seconds on the large cases).
     let reference_time = time(Duration::ZERO, || {
         nnpool::reference::pool(&plan, &input, &mut reference, None).unwrap();
     });
     record(results, "reference", 1, &reference_time);
-    let copy = time(budget, || {
-        std::hint::black_box(copy_bytes(std::hint::black_box(&input), &mut output));
-    });
-    record(results, "copy", 1, &copy);
+    let mut copied = vec![0.0f32; plan.output_len()];
+    let mut copy = || {
+        std::hint::black_box(copy_bytes(std::hint::black_box(&input), &mut copied));
+    };
     let mut outcome = Outcome {
         lines: Vec::new(),
         not_compared: Vec::new(),
@@ -314,8 +352,48 @@ fn bench_case(
         pool.install(|| plan.run(&input, &mut output))
             .map_err(|e| e.to_string())?;
         nnpool::testing::check_against_reference(&plan, &input, &output, None)?;
-        let t = pool.install(|| time(budget, || plan.run(&input, &mut output).unwrap()));
+        let mut ours_call = || plan.run(&input, &mut output).unwrap();
+        let mut ours = pool.install(|| Sampler::new(&mut ours_call));
+        let mut copy_samples = Sampler::new(&mut copy);
+        // Each peer checked against the reference, then sampled in the same rounds.
+        let mut peer_samples: Vec<Result<Option<Sampler>, String>> = prepared
+            .iter_mut()
+            .map(|call| match call {
+                None => Ok(None),
+                Some(call) => pool.install(|| {
+                    call.call()?;
+                    peers::matches_reference(plan.op(), &call.output()?, &reference)?;
+                    Ok(Some(Sampler::new(&mut || {
+                        let _ = call.call();
+                    })))
+                }),
+            })
+            .collect();
+        let share = budget / ROUNDS;
+        let least = 5_usize.div_ceil(ROUNDS as usize);
+        for _ in 0..ROUNDS {
+            pool.install(|| ours.gather(share, least, &mut ours_call));
+            copy_samples.gather(share, least, &mut copy);
+            for (call, entry) in prepared.iter_mut().zip(&mut peer_samples) {
+                let mut failure = None;
+                if let (Some(call), Ok(Some(samples))) = (call, entry.as_mut()) {
+                    pool.install(|| {
+                        samples.gather(share, least, &mut || {
+                            if let Err(e) = call.call() {
+                                failure.get_or_insert(e);
+                            }
+                        })
+                    });
+                }
+                if let Some(e) = failure {
+                    *entry = Err(e);
+                }
+            }
+        }
+        let t = ours.timing();
+        let copy = copy_samples.timing();
         record(results, "nnpool", threads, &t);
+        record(results, "copy", threads, &copy);
         let mut line = format!(
             "{:<16} {:<5} {:>3}  {:>11}  {:>8.2}  {:>9.2}  {:>11}  {:>7.1}",
             case.name,
@@ -327,26 +405,23 @@ fn bench_case(
             show(reference_time.median_s),
             reference_time.median_s / t.median_s,
         );
-        for (peer, call) in peers.iter().zip(prepared.iter_mut()) {
-            let cell = match call {
-                None => "n/a".to_string(),
-                Some(call) => {
-                    match pool.install(|| time_peer(call.as_mut(), &plan, &reference, budget)) {
-                        Ok(peer_time) => {
-                            record(results, peer.name, threads, &peer_time);
-                            format!("{:.2}", peer_time.median_s / t.median_s)
-                        }
-                        Err(e) => {
-                            eprintln!(
-                                "\rMISMATCH {} {} {}: {e}",
-                                case.name,
-                                layout_name(layout),
-                                peer.name
-                            );
-                            outcome.mismatches.push(format!("{}: {e}", peer.name));
-                            "MISMATCH".to_string()
-                        }
-                    }
+        for (peer, samples) in peers.iter().zip(peer_samples) {
+            let cell = match samples {
+                Ok(None) => "n/a".to_string(),
+                Ok(Some(samples)) => {
+                    let peer_time = samples.timing();
+                    record(results, peer.name, threads, &peer_time);
+                    format!("{:.2}", peer_time.median_s / t.median_s)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "\rMISMATCH {} {} {}: {e}",
+                        case.name,
+                        layout_name(layout),
+                        peer.name
+                    );
+                    outcome.mismatches.push(format!("{}: {e}", peer.name));
+                    "MISMATCH".to_string()
                 }
             };
             line.push_str(&format!("  {cell:>9}"));
@@ -355,27 +430,6 @@ fn bench_case(
         outcome.lines.push(line);
     }
     Ok(outcome)
-}
-
-/// Runs a peer once, checks its output against the reference, then times it.
-fn time_peer(
-    call: &mut dyn peers::Prepared,
-    plan: &Plan<f32>,
-    reference: &[f32],
-    budget: Duration,
-) -> Result<Timing, String> {
-    call.call()?;
-    peers::matches_reference(plan.op(), &call.output()?, reference)?;
-    let mut failure = None;
-    let timing = time(budget, || {
-        if let Err(e) = call.call() {
-            failure.get_or_insert(e);
-        }
-    });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(timing),
-    }
 }
 
 fn show(seconds: f64) -> String {

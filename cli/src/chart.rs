@@ -39,6 +39,10 @@ pub fn draw(results: &[Value], cpu: &str, isa: &str) -> String {
         let (Some(seconds), Some(bytes)) = (r["median_s"].as_f64(), r["bytes"].as_f64()) else {
             continue;
         };
+        // The copy is timed beside each thread count; one bar of it per case.
+        if imp == "copy" && r["threads"].as_u64() != Some(1) {
+            continue;
+        }
         let key = format!("{case} {layout}");
         let label = match imp {
             "copy" | "reference" => imp.to_string(),
