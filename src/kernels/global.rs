@@ -26,7 +26,7 @@ use super::prefetch::Prefetcher;
 use super::reduce::Reducer;
 use super::simd_io::{lanes, load, load_first, ramp};
 #[cfg(target_arch = "x86_64")]
-use super::transpose::{read_columns, rows_of, transpose_8x8};
+use super::transpose::{read_transposed, rows_of};
 use crate::Plan;
 
 /// One task: the planes `rows` (flattened (n, c)) of a channels-first global plan.
@@ -225,8 +225,7 @@ fn add_columns<R: Reducer>(
     pixel: usize,
     from: usize,
 ) {
-    let rows = read_columns(planes, pixel);
-    for &column in &transpose_8x8(v3, rows)[from..] {
+    for &column in &read_transposed(v3, planes, pixel)[from..] {
         *acc = rule.add(v3, *acc, bytemuck::cast(column), v3.splat_u32s(0));
     }
 }

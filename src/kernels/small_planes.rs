@@ -590,7 +590,7 @@ fn transpose_in<S: Simd>(
     let _ = simd;
     #[cfg(target_arch = "x86_64")]
     if count == lanes && pixels.len() >= 8 {
-        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_strided};
+        use super::transpose::{as_v3, read_transposed, rows_of, write_strided};
         if let Some(v3) = as_v3(simd) {
             let len = pixels.len();
             for (half, eight) in planes.chunks_exact(8 * plane_len).enumerate() {
@@ -600,7 +600,7 @@ fn transpose_in<S: Simd>(
                     if next % 16 == 0 {
                         ahead.fetch(eight, plane_len, pixels.start + at);
                     }
-                    let values = transpose_8x8(v3, read_columns(&rows, at));
+                    let values = read_transposed(v3, &rows, at);
                     write_strided(block, at * lanes + 8 * half, lanes, values);
                 }
             }
@@ -637,7 +637,7 @@ fn transpose_rows_in<S: Simd>(
     let _ = simd;
     #[cfg(target_arch = "x86_64")]
     if count == lanes && width >= 8 {
-        use super::transpose::{as_v3, read_columns, rows_of, transpose_8x8, write_strided};
+        use super::transpose::{as_v3, read_transposed, rows_of, write_strided};
         if let Some(v3) = as_v3(simd) {
             let len = rows.len() * width;
             for (half, eight) in planes.chunks_exact(8 * plane_len).enumerate() {
@@ -649,7 +649,7 @@ fn transpose_rows_in<S: Simd>(
                         if next % 16 == 0 {
                             ahead.fetch(eight, plane_len, y * width + x);
                         }
-                        let values = transpose_8x8(v3, read_columns(&source, row + x));
+                        let values = read_transposed(v3, &source, row + x);
                         write_strided(block, (target(y) + x) * lanes + 8 * half, lanes, values);
                     }
                 }

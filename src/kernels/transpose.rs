@@ -20,7 +20,7 @@ pub(crate) fn as_v3<S: Simd>(simd: S) -> Option<V3> {
     }
 }
 
-/// The 8 rows `data[start + l * stride..][..len]`, for [`read_columns`] in a loop: rows of one
+/// The 8 rows `data[start + l * stride..][..len]`, for [`read_transposed`] in a loop: rows of one
 /// length share one bounds check per block, where reading each block's rows at a stride checked
 /// each row (`callgrind` on `profile_case nchw resnet`: 3.92 → 2.91 million instructions per
 /// call). Building a block by `array::from_fn` or `array::map` was worse still: neither call
@@ -56,21 +56,51 @@ pub(crate) fn rows_of_mut(data: &mut [f32], stride: usize, len: usize) -> [&mut 
     })
 }
 
-/// The 8x8 block `rows[l][at..][..8]`.
+/// The 8x8 block `rows[l][at..][..8]` transposed (column k: pixel k of the 8 rows), as
+/// [`transpose_8x8`] gives it but in fewer shuffles: the 128-bit stage is done by the
+/// loads (rows `l` and `l + 4` share a register, one half each), so 16 in-lane shuffles
+/// remain of 24, and shuffles were the bound of the global sums (one shuffle port).
 #[inline(always)]
-pub(crate) fn read_columns(rows: &[&[f32]; 8], at: usize) -> [__m256; 8] {
-    let read = |l: usize| -> __m256 {
-        bytemuck::pod_read_unaligned(bytemuck::cast_slice(&rows[l][at..at + 8]))
+pub(crate) fn read_transposed(v3: V3, rows: &[&[f32]; 8], at: usize) -> [__m256; 8] {
+    let pair = |l: usize, from: usize| -> __m256 {
+        halves(
+            v3,
+            &rows[l][at + from..at + from + 4],
+            &rows[l + 4][at + from..at + from + 4],
+        )
     };
+    let low = transpose_4x4_pairs(v3, [pair(0, 0), pair(1, 0), pair(2, 0), pair(3, 0)]);
+    let high = transpose_4x4_pairs(v3, [pair(0, 4), pair(1, 4), pair(2, 4), pair(3, 4)]);
     [
-        read(0),
-        read(1),
-        read(2),
-        read(3),
-        read(4),
-        read(5),
-        read(6),
-        read(7),
+        low[0], low[1], low[2], low[3], high[0], high[1], high[2], high[3],
+    ]
+}
+
+/// `low` in the lower 128 bits, `high` in the upper (one load and one insert from memory).
+#[inline(always)]
+fn halves(v3: V3, low: &[f32], high: &[f32]) -> __m256 {
+    use core::arch::x86_64::__m128;
+    let low: __m128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(low));
+    let high: __m128 = bytemuck::pod_read_unaligned(bytemuck::cast_slice(high));
+    v3.avx
+        ._mm256_insertf128_ps::<1>(v3.avx._mm256_castps128_ps256(low), high)
+}
+
+/// A 4x4 transpose in each 128-bit half of 4 registers: pairs interleaved, then 64-bit pairs.
+#[inline(always)]
+fn transpose_4x4_pairs(v3: V3, r: [__m256; 4]) -> [__m256; 4] {
+    let avx = v3.avx;
+    let t = [
+        avx._mm256_unpacklo_ps(r[0], r[1]),
+        avx._mm256_unpackhi_ps(r[0], r[1]),
+        avx._mm256_unpacklo_ps(r[2], r[3]),
+        avx._mm256_unpackhi_ps(r[2], r[3]),
+    ];
+    [
+        avx._mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        avx._mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        avx._mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        avx._mm256_shuffle_ps::<0xEE>(t[1], t[3]),
     ]
 }
 

@@ -310,11 +310,11 @@ fn split_8(v3: pulp::x86::V3, source: &[f32], planes: &mut [f32], plane_len: usi
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn merge_8(v3: pulp::x86::V3, results: &[f32], out: &mut [f32], per_plane: usize) {
-    use super::transpose::{read_columns, rows_of, transpose_8x8, write_strided};
+    use super::transpose::{read_transposed, rows_of, write_strided};
     let rows = rows_of(results, 0, per_plane, per_plane);
     let whole = per_plane / 8 * 8;
     for x in (0..whole).step_by(8) {
-        write_strided(out, x * 8, 8, transpose_8x8(v3, read_columns(&rows, x)));
+        write_strided(out, x * 8, 8, read_transposed(v3, &rows, x));
     }
     for x in whole..per_plane {
         for (c, row) in rows.iter().enumerate() {
