@@ -53,9 +53,9 @@ struct Timing {
     calls: usize,
 }
 
-/// Rounds the timed implementations of a case, layout and thread count take turns in: nnpool,
-/// the copy and each peer are timed in every round, so a slow phase of this shared machine
-/// (minutes long, up to 1.5x) lands on all of them rather than on whichever ran then.
+/// Rounds the timed implementations of a case and thread count take turns in: nnpool, the copy
+/// and each peer, in each layout, are timed in every round, so a slow phase of this shared
+/// machine (minutes long, up to 1.5x) lands on all of them rather than on whichever ran then.
 const ROUNDS: u32 = 4;
 
 /// Per-call times of one implementation: batches of calls long enough to be measured.
@@ -216,28 +216,22 @@ pub fn run(options: &Options) -> Result<(), String> {
     let mut results = Vec::new();
     let mut mismatches = Vec::new();
     let mut notes = Vec::new();
-    let total = cases.len() * layouts.len();
-    let mut done = 0;
-    for case in &cases {
-        for &layout in &layouts {
-            done += 1;
-            eprint!(
-                "\r[{done}/{total}] {} {}…          ",
-                case.name,
-                layout_name(layout)
-            );
-            let _ = std::io::stderr().flush();
-            match bench_case(
-                case,
-                layout,
-                isa,
-                &thread_counts,
-                budget,
-                &peers,
-                &mut results,
-            ) {
+    for (done, case) in cases.iter().enumerate() {
+        eprint!("\r[{}/{}] {}…          ", done + 1, cases.len(), case.name);
+        let _ = std::io::stderr().flush();
+        let outcomes = bench_case(
+            case,
+            &layouts,
+            isa,
+            &thread_counts,
+            budget,
+            &peers,
+            &mut results,
+        );
+        eprint!("\r{:60}\r", "");
+        for (layout, outcome) in outcomes {
+            match outcome {
                 Ok(outcome) => {
-                    eprint!("\r{:60}\r", "");
                     for line in &outcome.lines {
                         println!("{line}");
                     }
@@ -295,17 +289,30 @@ struct Outcome {
     mismatches: Vec<String>,
 }
 
-/// Times one case and layout (nnpool, the reference, the copy, each peer); an error if our
-/// output is wrong.
-fn bench_case(
+/// One layout of a case, ready to be timed: its plan, buffers, reference output and time, and
+/// the peers that can express it, prepared.
+struct Setup {
+    layout: Layout,
+    plan: Plan<f32>,
+    input: Vec<f32>,
+    output: Vec<f32>,
+    copied: Vec<f32>,
+    reference: Vec<f32>,
+    reference_time: Timing,
+    bytes: usize,
+    prepared: Vec<Option<Box<dyn peers::Prepared>>>,
+    outcome: Outcome,
+}
+
+/// Builds the plan and input of one layout, runs the reference once (it takes seconds on the
+/// large cases) and prepares each peer.
+fn prepare(
     case: &Case,
     layout: Layout,
     isa: Isa,
-    thread_counts: &[usize],
-    budget: Duration,
     peers: &[Peer],
     results: &mut Vec<serde_json::Value>,
-) -> Result<Outcome, String> {
+) -> Result<Setup, String> {
     let plan = Plan::<f32>::new(&case.desc, layout, &case.shape)
         .and_then(|p| p.with_isa(isa))
         .map_err(|e| e.to_string())?;
@@ -313,29 +320,26 @@ fn bench_case(
         .map(|i| ((i * 7919) % 1013) as f32 * 0.01 - 5.0)
         .collect();
     let bytes = (plan.input_len() + plan.output_len()) * 4;
-    let mut output = vec![0.0f32; plan.output_len()];
     let mut reference = vec![0.0f32; plan.output_len()];
-    let record = |results: &mut Vec<serde_json::Value>, imp: &str, threads: usize, t: &Timing| {
-        results.push(json!({"case": case.name, "layout": layout_name(layout), "threads": threads, "impl": imp,
-            "median_s": t.median_s, "calls": t.calls, "bytes": bytes}));
-    };
-    // The reference once (it takes seconds on the large cases).
     let reference_time = time(Duration::ZERO, || {
         nnpool::reference::pool(&plan, &input, &mut reference, None).unwrap();
     });
-    record(results, "reference", 1, &reference_time);
-    let mut copied = vec![0.0f32; plan.output_len()];
-    let mut copy = || {
-        std::hint::black_box(copy_bytes(std::hint::black_box(&input), &mut copied));
-    };
+    record(
+        results,
+        case,
+        layout,
+        bytes,
+        "reference",
+        1,
+        &reference_time,
+    );
     let mut outcome = Outcome {
         lines: Vec::new(),
         not_compared: Vec::new(),
         mismatches: Vec::new(),
     };
-    // Each peer prepared once per case and layout; `None` once it cannot take part.
     let spec = peers::Spec::of(&plan);
-    let mut prepared: Vec<Option<Box<dyn peers::Prepared>>> = peers
+    let prepared = peers
         .iter()
         .map(|peer| {
             let made = spec.clone().and_then(|spec| (peer.prepare)(&spec, &input));
@@ -343,93 +347,233 @@ fn bench_case(
                 .ok()
         })
         .collect();
+    Ok(Setup {
+        layout,
+        output: vec![0.0f32; plan.output_len()],
+        copied: vec![0.0f32; plan.output_len()],
+        plan,
+        input,
+        reference,
+        reference_time,
+        bytes,
+        prepared,
+        outcome,
+    })
+}
+
+/// Appends one timing to the JSON records.
+fn record(
+    results: &mut Vec<serde_json::Value>,
+    case: &Case,
+    layout: Layout,
+    bytes: usize,
+    imp: &str,
+    threads: usize,
+    t: &Timing,
+) {
+    results.push(
+        json!({"case": case.name, "layout": layout_name(layout), "threads": threads, "impl": imp,
+        "median_s": t.median_s, "calls": t.calls, "bytes": bytes}),
+    );
+}
+
+/// The samplers of one layout at one thread count: nnpool, the copy, and each peer (`None`
+/// where it cannot express the case, an error once its output or a call failed).
+struct Samples {
+    plan: Plan<f32>,
+    ours: Sampler,
+    copy: Sampler,
+    peers: Vec<Result<Option<Sampler>, String>>,
+}
+
+/// Times one case in `layouts` (nnpool, the copy, each peer; the reference once): per thread
+/// count, every layout's implementations take turns in [`ROUNDS`] rounds. An error for a
+/// layout whose output is wrong.
+fn bench_case(
+    case: &Case,
+    layouts: &[Layout],
+    isa: Isa,
+    thread_counts: &[usize],
+    budget: Duration,
+    peers: &[Peer],
+    results: &mut Vec<serde_json::Value>,
+) -> Vec<(Layout, Result<Outcome, String>)> {
+    let mut setups: Vec<(Layout, Result<Setup, String>)> = layouts
+        .iter()
+        .map(|&layout| (layout, prepare(case, layout, isa, peers, results)))
+        .collect();
     for &threads in thread_counts {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let plan = plan.clone().with_parallel(threads > 1);
-        pool.install(|| plan.run(&input, &mut output))
-            .map_err(|e| e.to_string())?;
-        nnpool::testing::check_against_reference(&plan, &input, &output, None)?;
-        let mut ours_call = || plan.run(&input, &mut output).unwrap();
-        let mut ours = pool.install(|| Sampler::new(&mut ours_call));
-        let mut copy_samples = Sampler::new(&mut copy);
-        // Each peer checked against the reference, then sampled in the same rounds.
-        let mut peer_samples: Vec<Result<Option<Sampler>, String>> = prepared
-            .iter_mut()
-            .map(|call| match call {
-                None => Ok(None),
-                Some(call) => pool.install(|| {
-                    call.call()?;
-                    peers::matches_reference(plan.op(), &call.output()?, &reference)?;
-                    Ok(Some(Sampler::new(&mut || {
-                        let _ = call.call();
-                    })))
-                }),
-            })
-            .collect();
-        let share = budget / ROUNDS;
-        let least = 5_usize.div_ceil(ROUNDS as usize);
-        for _ in 0..ROUNDS {
-            pool.install(|| ours.gather(share, least, &mut ours_call));
-            copy_samples.gather(share, least, &mut copy);
-            for (call, entry) in prepared.iter_mut().zip(&mut peer_samples) {
-                let mut failure = None;
-                if let (Some(call), Ok(Some(samples))) = (call, entry.as_mut()) {
-                    pool.install(|| {
-                        samples.gather(share, least, &mut || {
-                            if let Err(e) = call.call() {
-                                failure.get_or_insert(e);
-                            }
-                        })
-                    });
+        let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool,
+            Err(e) => {
+                for (_, setup) in &mut setups {
+                    *setup = Err(e.to_string());
                 }
-                if let Some(e) = failure {
+                break;
+            }
+        };
+        // Each layout checked against the reference (ours and each peer's), then sampled.
+        let mut samples: Vec<Option<Samples>> = Vec::new();
+        for (_, entry) in &mut setups {
+            let started = match entry {
+                Ok(setup) => start(setup, threads, &pool),
+                Err(_) => {
+                    samples.push(None);
+                    continue;
+                }
+            };
+            match started {
+                Ok(started) => samples.push(Some(started)),
+                Err(e) => {
                     *entry = Err(e);
+                    samples.push(None);
                 }
             }
         }
-        let t = ours.timing();
-        let copy = copy_samples.timing();
-        record(results, "nnpool", threads, &t);
-        record(results, "copy", threads, &copy);
-        let mut line = format!(
-            "{:<16} {:<5} {:>3}  {:>11}  {:>8.2}  {:>9.2}  {:>11}  {:>7.1}",
-            case.name,
-            layout_name(layout),
-            threads,
-            show(t.median_s),
-            bytes as f64 / t.median_s / 1e9,
-            copy.median_s / t.median_s,
-            show(reference_time.median_s),
-            reference_time.median_s / t.median_s,
-        );
-        for (peer, samples) in peers.iter().zip(peer_samples) {
-            let cell = match samples {
-                Ok(None) => "n/a".to_string(),
-                Ok(Some(samples)) => {
-                    let peer_time = samples.timing();
-                    record(results, peer.name, threads, &peer_time);
-                    format!("{:.2}", peer_time.median_s / t.median_s)
+        let share = budget / ROUNDS;
+        let least = 5_usize.div_ceil(ROUNDS as usize);
+        for _ in 0..ROUNDS {
+            for ((_, entry), samples) in setups.iter_mut().zip(&mut samples) {
+                if let (Ok(setup), Some(samples)) = (entry, samples.as_mut()) {
+                    sample_round(setup, samples, &pool, share, least);
                 }
-                Err(e) => {
-                    eprintln!(
-                        "\rMISMATCH {} {} {}: {e}",
-                        case.name,
-                        layout_name(layout),
-                        peer.name
-                    );
-                    outcome.mismatches.push(format!("{}: {e}", peer.name));
-                    "MISMATCH".to_string()
-                }
-            };
-            line.push_str(&format!("  {cell:>9}"));
+            }
         }
-        line.push_str(&format!("  {}", plan.kernel_name()));
-        outcome.lines.push(line);
+        for ((_, entry), samples) in setups.iter_mut().zip(samples) {
+            if let (Ok(setup), Some(samples)) = (entry, samples) {
+                report(case, setup, samples, threads, peers, results);
+            }
+        }
     }
-    Ok(outcome)
+    setups
+        .into_iter()
+        .map(|(layout, setup)| (layout, setup.map(|setup| setup.outcome)))
+        .collect()
+}
+
+/// Runs the layout's plan at `threads` once and checks it, checks each peer's output, and
+/// sizes every sampler's batches; an error if our output is wrong.
+fn start(setup: &mut Setup, threads: usize, pool: &rayon::ThreadPool) -> Result<Samples, String> {
+    let plan = setup.plan.clone().with_parallel(threads > 1);
+    pool.install(|| plan.run(&setup.input, &mut setup.output))
+        .map_err(|e| e.to_string())?;
+    nnpool::testing::check_against_reference(&plan, &setup.input, &setup.output, None)?;
+    let ours =
+        pool.install(|| Sampler::new(&mut || plan.run(&setup.input, &mut setup.output).unwrap()));
+    let copy = Sampler::new(&mut || {
+        std::hint::black_box(copy_bytes(
+            std::hint::black_box(&setup.input),
+            &mut setup.copied,
+        ));
+    });
+    let peers = setup
+        .prepared
+        .iter_mut()
+        .map(|call| match call {
+            None => Ok(None),
+            Some(call) => pool.install(|| {
+                call.call()?;
+                peers::matches_reference(plan.op(), &call.output()?, &setup.reference)?;
+                Ok(Some(Sampler::new(&mut || {
+                    let _ = call.call();
+                })))
+            }),
+        })
+        .collect();
+    Ok(Samples {
+        plan,
+        ours,
+        copy,
+        peers,
+    })
+}
+
+/// One round for one layout: nnpool, the copy, then each peer, `share` of the budget each.
+fn sample_round(
+    setup: &mut Setup,
+    samples: &mut Samples,
+    pool: &rayon::ThreadPool,
+    share: Duration,
+    least: usize,
+) {
+    let plan = &samples.plan;
+    pool.install(|| {
+        samples.ours.gather(share, least, &mut || {
+            plan.run(&setup.input, &mut setup.output).unwrap()
+        })
+    });
+    samples.copy.gather(share, least, &mut || {
+        std::hint::black_box(copy_bytes(
+            std::hint::black_box(&setup.input),
+            &mut setup.copied,
+        ));
+    });
+    for (call, entry) in setup.prepared.iter_mut().zip(&mut samples.peers) {
+        let mut failure = None;
+        if let (Some(call), Ok(Some(sampler))) = (call, entry.as_mut()) {
+            pool.install(|| {
+                sampler.gather(share, least, &mut || {
+                    if let Err(e) = call.call() {
+                        failure.get_or_insert(e);
+                    }
+                })
+            });
+        }
+        if let Some(e) = failure {
+            *entry = Err(e);
+        }
+    }
+}
+
+/// The table line of one layout at one thread count, and its JSON records.
+fn report(
+    case: &Case,
+    setup: &mut Setup,
+    samples: Samples,
+    threads: usize,
+    peers: &[Peer],
+    results: &mut Vec<serde_json::Value>,
+) {
+    let (layout, bytes) = (setup.layout, setup.bytes);
+    let t = samples.ours.timing();
+    let copy = samples.copy.timing();
+    record(results, case, layout, bytes, "nnpool", threads, &t);
+    record(results, case, layout, bytes, "copy", threads, &copy);
+    let reference = setup.reference_time.median_s;
+    let mut line = format!(
+        "{:<16} {:<5} {:>3}  {:>11}  {:>8.2}  {:>9.2}  {:>11}  {:>7.1}",
+        case.name,
+        layout_name(layout),
+        threads,
+        show(t.median_s),
+        bytes as f64 / t.median_s / 1e9,
+        copy.median_s / t.median_s,
+        show(reference),
+        reference / t.median_s,
+    );
+    for (peer, sampler) in peers.iter().zip(samples.peers) {
+        let cell = match sampler {
+            Ok(None) => "n/a".to_string(),
+            Ok(Some(sampler)) => {
+                let peer_time = sampler.timing();
+                record(results, case, layout, bytes, peer.name, threads, &peer_time);
+                format!("{:.2}", peer_time.median_s / t.median_s)
+            }
+            Err(e) => {
+                eprintln!(
+                    "\rMISMATCH {} {} {}: {e}",
+                    case.name,
+                    layout_name(layout),
+                    peer.name
+                );
+                setup.outcome.mismatches.push(format!("{}: {e}", peer.name));
+                "MISMATCH".to_string()
+            }
+        };
+        line.push_str(&format!("  {cell:>9}"));
+    }
+    line.push_str(&format!("  {}", samples.plan.kernel_name()));
+    setup.outcome.lines.push(line);
 }
 
 fn show(seconds: f64) -> String {
