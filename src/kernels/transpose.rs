@@ -137,34 +137,16 @@ pub(crate) fn write_columns(rows: &mut [&mut [f32]; 8], at: usize, values: [__m2
 #[inline(always)]
 pub(crate) fn transpose_8x8(v3: V3, r: [__m256; 8]) -> [__m256; 8] {
     let avx = v3.avx;
-    let t = [
-        avx._mm256_unpacklo_ps(r[0], r[1]),
-        avx._mm256_unpackhi_ps(r[0], r[1]),
-        avx._mm256_unpacklo_ps(r[2], r[3]),
-        avx._mm256_unpackhi_ps(r[2], r[3]),
-        avx._mm256_unpacklo_ps(r[4], r[5]),
-        avx._mm256_unpackhi_ps(r[4], r[5]),
-        avx._mm256_unpacklo_ps(r[6], r[7]),
-        avx._mm256_unpackhi_ps(r[6], r[7]),
-    ];
-    let u = [
-        avx._mm256_shuffle_ps::<0x44>(t[0], t[2]),
-        avx._mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-        avx._mm256_shuffle_ps::<0x44>(t[1], t[3]),
-        avx._mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-        avx._mm256_shuffle_ps::<0x44>(t[4], t[6]),
-        avx._mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-        avx._mm256_shuffle_ps::<0x44>(t[5], t[7]),
-        avx._mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-    ];
+    let low = transpose_4x4_pairs(v3, [r[0], r[1], r[2], r[3]]);
+    let high = transpose_4x4_pairs(v3, [r[4], r[5], r[6], r[7]]);
     [
-        avx._mm256_permute2f128_ps::<0x20>(u[0], u[4]),
-        avx._mm256_permute2f128_ps::<0x20>(u[1], u[5]),
-        avx._mm256_permute2f128_ps::<0x20>(u[2], u[6]),
-        avx._mm256_permute2f128_ps::<0x20>(u[3], u[7]),
-        avx._mm256_permute2f128_ps::<0x31>(u[0], u[4]),
-        avx._mm256_permute2f128_ps::<0x31>(u[1], u[5]),
-        avx._mm256_permute2f128_ps::<0x31>(u[2], u[6]),
-        avx._mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+        avx._mm256_permute2f128_ps::<0x20>(low[0], high[0]),
+        avx._mm256_permute2f128_ps::<0x20>(low[1], high[1]),
+        avx._mm256_permute2f128_ps::<0x20>(low[2], high[2]),
+        avx._mm256_permute2f128_ps::<0x20>(low[3], high[3]),
+        avx._mm256_permute2f128_ps::<0x31>(low[0], high[0]),
+        avx._mm256_permute2f128_ps::<0x31>(low[1], high[1]),
+        avx._mm256_permute2f128_ps::<0x31>(low[2], high[2]),
+        avx._mm256_permute2f128_ps::<0x31>(low[3], high[3]),
     ]
 }
