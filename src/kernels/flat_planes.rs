@@ -37,7 +37,7 @@ use super::DivisorFactors;
 use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, Reducer};
-use super::simd_io::{copy_short, lanes, load, load_deinterleaved, store};
+use super::simd_io::{can_shift, copy_short, lanes, load, load_deinterleaved, shifted, store};
 use crate::Plan;
 use crate::geometry::Axis;
 
@@ -203,10 +203,12 @@ impl<R: Reducer> WithSimd for FlatPlanes<'_, R> {
         let taps = Taps {
             offsets: &offsets[..taps],
             per_row: ax.kernel,
+            shifts: shape.stride == 1 && ax.dilation == 1 && ax.kernel < lanes && can_shift(simd),
         };
         // A vector that starts at the last output reads `lanes - 1` elements past it: the
-        // plane, results and divisors have that much slack.
-        let plane_len = shape.plane_len() + lanes;
+        // plane, results and divisors have that much slack (the plane one vector more, for
+        // the vector after a window row's last that the shifts read).
+        let plane_len = shape.plane_len() + 2 * lanes;
         let flat_len = shape.flat_outputs(0..ay.output) + lanes;
         let (divisors_len, factors_len) = if R::DIVIDES {
             (flat_len, ay.output + ax.output)
@@ -330,13 +332,36 @@ fn split_row<S: Simd>(simd: S, plane: &mut [f32], shape: FlatShape, row: &[f32],
 struct Taps<'a> {
     offsets: &'a [usize],
     per_row: usize,
+    /// Whether a window row's taps are consecutive elements (stride and x dilation 1) and
+    /// the level can shift a vector along by a few elements in registers ([`shifted`]).
+    shifts: bool,
 }
 
 /// The outputs at flat positions `flat` into `results`: blocks of 4 vectors, then 1-4.
-/// Tried and not kept: the x window compiled in for widths 2, 3 and 5 (`profile_case nchw
-/// inception` 24.3 against 27.2 µs on 32 planes, best of 7), 8 vectors per block (no faster).
+/// Tried and not kept: the x window compiled in for widths 2, 3 and 5 with a load per tap
+/// (`profile_case nchw inception` 24.3 against 27.2 µs on 32 planes, best of 7), 8 vectors per
+/// block (no faster). Kept: width 3 with its taps shifted in registers (most of these loads
+/// straddle two cache lines, a shift does not).
 #[inline(always)]
 fn reduce_flat<S: Simd, R: Reducer>(
+    simd: S,
+    rule: R,
+    (plane, taps): (&[f32], Taps),
+    flat: Range<usize>,
+    results: &mut [f32],
+    divisors: &[f32],
+) {
+    // The x window compiled in where the taps allow it: 3 wide, as in `inception`
+    // (`profile_case nchw inception`, best of 7 alternated: 234-240 against 258 µs).
+    if taps.shifts && taps.per_row == 3 {
+        reduce_flat_kx::<S, R, 3>(simd, rule, (plane, taps), flat, results, divisors)
+    } else {
+        reduce_flat_kx::<S, R, 0>(simd, rule, (plane, taps), flat, results, divisors)
+    }
+}
+
+#[inline(always)]
+fn reduce_flat_kx<S: Simd, R: Reducer, const KX: usize>(
     simd: S,
     rule: R,
     (plane, taps): (&[f32], Taps),
@@ -349,7 +374,7 @@ fn reduce_flat<S: Simd, R: Reducer>(
     // A macro, not a closure: closures are compiled without the level's target features.
     macro_rules! block {
         ($v:literal) => {
-            finish_block::<S, R, $v>(simd, rule, (plane, taps), at, results, divisors)
+            finish_block::<S, R, $v, KX>(simd, rule, (plane, taps), at, results, divisors)
         };
     }
     while at + 4 * lanes <= flat.end {
@@ -370,7 +395,7 @@ fn reduce_flat<S: Simd, R: Reducer>(
 /// chains (one bounds check per tap covers its `V` loads), then the rule's finish. Value-only
 /// max folds per-row chains in order, as `fixed_window::fold_rows` does (the same bits).
 #[inline(always)]
-fn finish_block<S: Simd, R: Reducer, const V: usize>(
+fn finish_block<S: Simd, R: Reducer, const V: usize, const KX: usize>(
     simd: S,
     rule: R,
     (plane, taps): (&[f32], Taps),
@@ -383,19 +408,42 @@ fn finish_block<S: Simd, R: Reducer, const V: usize>(
     let split = !R::SUMS && !R::TRACKS_INDEX;
     let mut accs: [Acc<S>; V] = [rule.init(simd, zero); V];
     for (r, row) in taps.offsets.chunks_exact(taps.per_row).enumerate() {
+        // With the x window compiled in (`KX` > 0: consecutive taps, a level that shifts in
+        // registers), every tap of a window row comes from the row's `V + 1` vectors from its
+        // first tap (`V` <= 4), shifted: one load per vector and window row, not `KX`.
+        let mut wide = [simd.splat_f32s(0.0); 5];
+        if KX > 0 {
+            let span = &plane[at + row[0]..][..(V + 1) * lanes];
+            for (v, w) in wide[..=V].iter_mut().enumerate() {
+                *w = load::<S>(span, v * lanes);
+            }
+        }
+        macro_rules! tap {
+            ($t:expr, $v:expr) => {{
+                let t: usize = $t;
+                let in_registers = match t {
+                    _ if KX == 0 => None,
+                    0 => Some(wide[$v]),
+                    _ => shifted(simd, wide[$v], wide[$v + 1], t),
+                };
+                match in_registers {
+                    Some(x) => x,
+                    None => load::<S>(&plane[at + row[t]..][..V * lanes], $v * lanes),
+                }
+            }};
+        }
         let mut row_accs = if split {
-            let tap = &plane[at + row[0]..][..V * lanes];
             core::array::from_fn(|v| Acc {
-                value: load::<S>(tap, v * lanes),
+                value: tap!(0, v),
                 index: zero,
             })
         } else {
             accs
         };
-        for &offset in &row[usize::from(split)..] {
-            let tap = &plane[at + offset..][..V * lanes];
+        let count = if KX > 0 { KX } else { row.len() };
+        for t in usize::from(split)..count {
             for (v, acc) in row_accs.iter_mut().enumerate() {
-                *acc = rule.add(simd, *acc, load::<S>(tap, v * lanes), zero);
+                *acc = rule.add(simd, *acc, tap!(t, v), zero);
             }
         }
         accs = if split && r > 0 {

@@ -168,3 +168,37 @@ pub(crate) fn load_deinterleaved<S: Simd>(simd: S, data: &[f32], at: usize) -> [
 fn read_pod<T: bytemuck::Pod>(slice: &[f32]) -> T {
     bytemuck::pod_read_unaligned(bytemuck::cast_slice(slice))
 }
+
+/// The vector that starts `k` elements into `low`, where `high` is the vector after `low` in
+/// memory (`low[k..]` then `high[..k]`): one `valignd` on v4, for `k` in 1..16; `None` on
+/// other levels and for other `k`, where the caller loads it instead.
+#[inline(always)]
+pub(crate) fn shifted<S: Simd>(simd: S, low: S::f32s, high: S::f32s, k: usize) -> Option<S::f32s> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        use core::arch::x86_64::__m512i;
+        if let Some(v4) = (&simd as &dyn Any).downcast_ref::<pulp::x86::V4>() {
+            let (low, high): (__m512i, __m512i) = (bytemuck::cast(low), bytemuck::cast(high));
+            let f = v4.avx512f;
+            macro_rules! by {
+                ($($k:literal)*) => {
+                    match k {
+                        $($k => f._mm512_alignr_epi32::<$k>(high, low),)*
+                        _ => return None,
+                    }
+                };
+            }
+            return Some(bytemuck::cast(by!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)));
+        }
+    }
+    let _ = (simd, low, high, k);
+    None
+}
+
+/// Whether [`shifted`] works on the level (v4).
+#[inline(always)]
+pub(crate) fn can_shift<S: Simd>(simd: S) -> bool {
+    let low = simd.splat_f32s(0.0);
+    shifted(simd, low, low, 1).is_some()
+}
