@@ -171,7 +171,9 @@ fn read_pod<T: bytemuck::Pod>(slice: &[f32]) -> T {
 
 /// The vector that starts `k` elements into `low`, where `high` is the vector after `low` in
 /// memory (`low[k..]` then `high[..k]`): one `valignd` on v4, for `k` in 1..16; `None` on
-/// other levels and for other `k`, where the caller loads it instead.
+/// other levels and for other `k`, where the caller loads it instead. Call it with `k` known at
+/// compile time (a loop of constant length): with a run-time `k` the match is a jump table, and
+/// `inception` NCHW took 900 µs instead of 240.
 #[inline(always)]
 pub(crate) fn shifted<S: Simd>(simd: S, low: S::f32s, high: S::f32s, k: usize) -> Option<S::f32s> {
     #[cfg(target_arch = "x86_64")]
