@@ -20,7 +20,7 @@ use pulp::Simd;
 use super::channels_first::MAX_TAPS_X;
 use super::reduce::{MaxOfNumbers, MaxValue, Reducer, any_nan};
 use super::scratch;
-use super::separable::{MAX_RING, MAX_RING_ELEMENTS, max_of_rows};
+use super::separable::{MAX_RING, MAX_RING_ELEMENTS, max_of_long_rows, max_of_rows};
 use super::simd_io::copy_short;
 use crate::Plan;
 
@@ -137,11 +137,11 @@ impl Passes<'_> {
             pitch,
             y_stride,
         } = self;
-        max_of_rows(simd, rule, block, x_starts, h);
+        max_of_long_rows(simd, rule, block, x_starts, h);
         let h = &*h;
         if y_stride == 1 {
             let flat = &mut flat[..(out.len() / width - 1) * pitch + width];
-            max_of_rows(simd, rule, h, y_starts, flat);
+            max_of_long_rows(simd, rule, h, y_starts, flat);
             for (r, out_row) in out.chunks_exact_mut(width).enumerate() {
                 copy_short(out_row, &flat[r * pitch..][..width]);
             }
