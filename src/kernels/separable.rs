@@ -300,10 +300,11 @@ fn whole_blocks<S: Simd, R: Reducer, const N: usize>(
                 *acc = rule.add(simd, *acc, load::<S>(block, v * lanes), zero);
             }
         }
-        let block = &mut out[i..i + 8 * lanes];
-        for (v, acc) in accs.iter().enumerate() {
-            store::<S>(block, v * lanes, acc.value);
+        let mut values = [simd.splat_f32s(0.0); 8];
+        for (value, acc) in values.iter_mut().zip(&accs) {
+            *value = acc.value;
         }
+        store_block::<S, 8>(out, i, &values);
         i += 8 * lanes;
     }
     i
