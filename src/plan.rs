@@ -202,7 +202,11 @@ impl<T: Element> Plan<T> {
             (Kernel::ViaPlanes(_), Some(image)) => {
                 format!("channels_last_via_{}", image.kernel_name())
             }
-            (kernel, _) => format!("{}/{}", kernel.name(), self.isa),
+            (kernel, _) => format!(
+                "{}/{}",
+                kernel.name(),
+                kernel.level(self.axes[2].output, self.isa)
+            ),
         }
     }
 

@@ -325,6 +325,81 @@ fn flat_planes_on_every_level() {
 }
 
 #[test]
+fn pairs_on_every_level() {
+    // Channels-first 2x2/2 windows without padding on short rows, read in place: output widths
+    // 1-9 and at every level's lanes +-1 (rows of part of a vector, the 4-lane level taking
+    // over from wider ones), odd input sizes (a last row and column no window reads), ceil
+    // mode with whole windows, planes whose last row pair ends the input (the tail's copy),
+    // 3-D with a 1-deep window, every op, and the average divisor rules.
+    let lanes: Vec<usize> = Isa::available().iter().map(|isa| isa.lanes()).collect();
+    let mut widths: Vec<usize> = (1..=9).collect();
+    for &l in &lanes {
+        widths.extend([l - 1, l, l + 1, 2 * l + 1, 4 * l - 1]);
+    }
+    widths.sort_unstable();
+    widths.dedup();
+    let ops = [
+        PoolOp::Max,
+        PoolOp::Average,
+        PoolOp::Lp { p: 1.0 },
+        PoolOp::Lp { p: 2.0 },
+    ];
+    let mut descs = Vec::new();
+    for op in ops {
+        let desc = PoolDesc::new(op, &[2, 2]);
+        descs.push(desc.clone());
+        descs.push(desc.clone().ceil_mode(true));
+        if op == PoolOp::Average {
+            descs.push(desc.clone().divisor_override(3.0));
+        }
+    }
+    let mut runs = 0;
+    let mut paired = 0;
+    for desc in &descs {
+        for &out_width in &widths {
+            for (height, extra) in [(2, 0), (5, 1), (6, 0)] {
+                let shape = [2, 3, height, 2 * out_width + extra];
+                runs += check_everywhere("pairs", desc, Layout::ChannelsFirst, &shape);
+                let plan = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape).unwrap();
+                for isa in Isa::available() {
+                    let plan = plan.clone().with_isa(isa).unwrap();
+                    let name = plan.kernel_name();
+                    // Planes that fit the small-planes block with rows under 4 vectors, every
+                    // window whole (ceil mode may add one that overhangs).
+                    let narrow = out_width < 4 * isa.lanes().min(16)
+                        && shape[2] * shape[3] * isa.lanes() <= 8192;
+                    let out = plan.output_shape();
+                    let whole = 2 * out[2] <= shape[2] && 2 * out[3] <= shape[3];
+                    // A 2x2 window on 2x2 planes is global pooling.
+                    let global = shape[2] == 2 && shape[3] == 2;
+                    let expected = narrow && whole && !global;
+                    assert_eq!(
+                        name.contains("pairs"),
+                        expected,
+                        "{shape:?} {desc:?}: {name}"
+                    );
+                    paired += usize::from(expected);
+                }
+            }
+        }
+    }
+    // 3-D: a window one slice deep.
+    let desc = PoolDesc::max(&[1, 2, 2]).strides(&[1, 2, 2]);
+    let shape = [2, 3, 3, 7, 10];
+    let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape).unwrap();
+    assert!(
+        plan.kernel_name().contains("pairs"),
+        "{}",
+        plan.kernel_name()
+    );
+    runs += check_everywhere("pairs", &desc, Layout::ChannelsFirst, &shape);
+    assert!(
+        runs > 500 && paired > 100,
+        "the grid ran too little: {runs}, {paired}"
+    );
+}
+
+#[test]
 fn short_rows_on_every_level() {
     // Max with x stride 2 on rows of 1-8 vectors: row maxima then column maxima. Output widths
     // at every level's vector multiples +-1 (rows ending inside, at and just past a vector),
@@ -749,18 +824,35 @@ fn plans_report_their_level_and_kernel() {
             assert!(e.to_string().contains(isa.name()));
         }
     }
-    // Small channels-first planes run with vectors over planes.
+    // Small channels-first planes run with vectors over planes, but for 2x2/2 windows with no
+    // padding, whose rows are read in place on the 4-lane level where a row is shorter than a
+    // vector.
+    let small = Plan::<f32>::new(
+        &PoolDesc::max(&[2, 2]).padding(Padding::symmetric(&[1, 1])),
+        Layout::ChannelsFirst,
+        &[1, 16, 8, 8],
+    )
+    .unwrap();
+    assert!(
+        small
+            .kernel_name()
+            .starts_with("channels_first_small_planes_max/"),
+        "{}",
+        small.kernel_name()
+    );
     let tiny = Plan::<f32>::new(
         &PoolDesc::max(&[2, 2]),
         Layout::ChannelsFirst,
         &[1, 16, 8, 8],
     )
     .unwrap();
-    assert!(
-        tiny.kernel_name()
-            .starts_with("channels_first_small_planes_max/"),
-        "{}",
-        tiny.kernel_name()
+    let name = tiny.kernel_name();
+    assert!(name.starts_with("channels_first_pairs_max/"), "{name}");
+    let narrowed = matches!(tiny.isa(), Isa::V3 | Isa::V4);
+    assert_eq!(
+        name.ends_with("/v2"),
+        narrowed || tiny.isa() == Isa::V2,
+        "{name}"
     );
     // Stride-1 max windows run separably (values only); the direct kernel stays reachable.
     let sppf = PoolDesc::max(&[5, 5])

@@ -11,6 +11,7 @@ pub(crate) mod fixed_window;
 pub(crate) mod flat_planes;
 pub(crate) mod global;
 pub(crate) mod global_channels_last;
+pub(crate) mod pairs;
 mod prefetch;
 pub(crate) mod reduce;
 pub(crate) mod scalar;
@@ -61,6 +62,9 @@ pub(crate) enum Kernel {
     /// Channels-first max values with x stride 2 on rows of a few vectors: row maxima, then
     /// column maxima (with indices `ChannelsFirst` runs).
     ShortRowsMax,
+    /// Channels-first 2x2 windows with stride 2 and no padding on short rows, read in place
+    /// (max with indices runs `SmallPlanes`).
+    Pairs(Rule),
 }
 
 impl Kernel {
@@ -73,6 +77,13 @@ impl Kernel {
         let plane: usize = plan.axes.iter().map(|a| a.input).product();
         if rule == Rule::Max && u32::try_from(plane).is_err() {
             return Kernel::Scalar;
+        }
+        if plan.layout == Layout::ChannelsFirst
+            && !plan.is_global()
+            && pairs::applies(plan, lanes)
+            && small_planes::narrow(plan, lanes)
+        {
+            return Kernel::Pairs(rule);
         }
         // Row maxima then column maxima, as the separable kernel, each input row reduced along
         // x straight from the input (see `short_rows.rs`).
@@ -126,6 +137,15 @@ impl Kernel {
         }
     }
 
+    /// The level the kernel runs on at level `isa` for output rows `out_width` long (a
+    /// narrower one for some).
+    pub fn level(self, out_width: usize, isa: Isa) -> Isa {
+        match self {
+            Kernel::Pairs(_) => pairs::level(out_width, isa),
+            _ => isa,
+        }
+    }
+
     /// A name for reports: the loop nest and the rule.
     pub fn name(self) -> String {
         let rule = |r: Rule| format!("{r:?}").to_lowercase();
@@ -141,6 +161,7 @@ impl Kernel {
             Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
             Kernel::ViaPlanes(r) => format!("channels_last_via_planes_{}", rule(r)),
             Kernel::ShortRowsMax => "channels_first_short_rows_max".to_string(),
+            Kernel::Pairs(r) => format!("channels_first_pairs_{}", rule(r)),
         }
     }
 }
@@ -362,6 +383,63 @@ pub(crate) fn run_rows(
         Kernel::ViaPlanes(_) => via_planes::run(plan, input, output, rows),
         Kernel::ShortRowsMax if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::ShortRowsMax => short_rows(plan, isa, input, output, rows),
+        Kernel::Pairs(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, SmallPlanes),
+        Kernel::Pairs(rule) => pairs(plan, rule, isa, input, output, rows),
+    }
+}
+
+/// Runs [`pairs::Pairs`] on its level.
+fn pairs(
+    plan: &Plan<f32>,
+    rule: Rule,
+    isa: Isa,
+    input: &[f32],
+    output: &mut [f32],
+    rows: Range<usize>,
+) {
+    use pairs::Pairs;
+    let isa = pairs::level(plan.axes[2].output, isa);
+    match rule {
+        Rule::Max => go(
+            isa,
+            Pairs {
+                rule: MaxValue,
+                plan,
+                input,
+                output,
+                rows,
+            },
+        ),
+        Rule::Average => go(
+            isa,
+            Pairs {
+                rule: Average,
+                plan,
+                input,
+                output,
+                rows,
+            },
+        ),
+        Rule::L1 => go(
+            isa,
+            Pairs {
+                rule: L1,
+                plan,
+                input,
+                output,
+                rows,
+            },
+        ),
+        Rule::L2 => go(
+            isa,
+            Pairs {
+                rule: L2,
+                plan,
+                input,
+                output,
+                rows,
+            },
+        ),
     }
 }
 

@@ -1,0 +1,167 @@
+//! Channels-first 2x2 windows with stride 2 and no padding (values only), on planes whose
+//! output rows are shorter than four vectors, such as `tiny_max` (8x8 planes, 4 outputs a row):
+//! each output row reads its two input rows in place, one deinterleaving load per row and
+//! vector of outputs, with no block, ring or copy.
+//!
+//! ```text
+//! for each output row (plane, oz, oy) of the task:
+//!     upper, lower = input rows 2 oy and 2 oy + 1 of (plane, oz)
+//!     for each vector of outputs at ox:
+//!         a, b = even and odd elements of upper[2 ox ..]; c, d = the same of lower[2 ox ..]
+//!         output[.., ox ..] = finish(rule(rule(rule(rule(init, a), b), c), d), divisor)
+//! ```
+//!
+//! The taps are folded in the reference's row-major order, so results are bit-identical to it.
+//! Rows narrower than the level's vector run on the 4-lane level ([`level`]).
+
+use std::ops::Range;
+
+use pulp::{Simd, WithSimd};
+
+use super::reduce::Reducer;
+use super::simd_io::{lanes, load_deinterleaved, store, store_first};
+use crate::Plan;
+use crate::isa::Isa;
+
+/// Whether the plan is a 2x2 window with stride 2, no padding and no dilation in y and x (a
+/// flat 1-wide z window, if any), every window whole in the input, with output rows shorter
+/// than 4 vectors of `lanes` (where the small-planes kernel ran before). Measured with
+/// `profile_case nchw tiny` (AMD EPYC, v3; best of 5 alternated runs): see the README's
+/// session 17 changes.
+pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
+    let [az, ay, ax] = &plan.axes;
+    let flat_z = az.kernel == 1 && az.stride == 1 && az.pad_begin == 0 && az.pad_end == 0;
+    let pair = |a: &crate::geometry::Axis| {
+        a.kernel == 2
+            && a.stride == 2
+            && a.dilation == 1
+            && a.pad_begin == 0
+            && a.pad_end == 0
+            && a.output >= 1
+            && 2 * a.output <= a.input
+    };
+    flat_z && pair(ay) && pair(ax) && ax.output < 4 * lanes
+}
+
+/// The level the kernel runs on: the 4-lane level where a row holds fewer outputs than the
+/// plan's level has lanes (a whole vector a row instead of a masked part of one).
+pub(crate) fn level(out_width: usize, isa: Isa) -> Isa {
+    let narrow = out_width < isa.lanes();
+    if narrow && matches!(isa, Isa::V3 | Isa::V4) && Isa::V2.is_available() {
+        Isa::V2
+    } else {
+        isa
+    }
+}
+
+/// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a channels-first plan.
+pub(crate) struct Pairs<'a, R> {
+    pub rule: R,
+    pub plan: &'a Plan<f32>,
+    pub input: &'a [f32],
+    pub output: &'a mut [f32],
+    pub rows: Range<usize>,
+}
+
+impl<R: Reducer> WithSimd for Pairs<'_, R> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            rule,
+            plan,
+            input,
+            output,
+            rows,
+        } = self;
+        let lanes = lanes::<S>();
+        let [az, ay, ax] = &plan.axes;
+        let width = ax.input;
+        let out_width = ax.output;
+        let divisor = simd.splat_f32s(if R::DIVIDES {
+            super::divisor(plan.reduction, &[az.taps(0), ay.taps(0), ax.taps(0)])
+        } else {
+            1.0
+        });
+        // A 1-deep z window with stride 1 and no padding has a slice per output slice, so the
+        // flattened (n, c, oz) is the input's flattened (n, c, z).
+        let rows_per_plane = ay.output;
+        let mut row = rows.start;
+        let mut out_rest = output;
+        // Divided once: a division per plane took a third of a `tiny` call (`perf`).
+        let (mut plane, mut oy) = (row / rows_per_plane, row % rows_per_plane);
+        while row < rows.end {
+            let count = (rows_per_plane - oy).min(rows.end - row);
+            let (out_rows, rest) = core::mem::take(&mut out_rest).split_at_mut(count * out_width);
+            out_rest = rest;
+            let first = (plane * ay.input + 2 * oy) * width;
+            let row_pairs = &input[first..first + count * 2 * width];
+            let lines = row_pairs
+                .chunks_exact(2 * width)
+                .zip(out_rows.chunks_exact_mut(out_width));
+            for (pair_index, (pair, out_row)) in lines.enumerate() {
+                let (upper, lower) = pair.split_at(width);
+                let mut ox = 0;
+                while ox + lanes <= out_width {
+                    let [a, b] = load_deinterleaved(simd, upper, 2 * ox);
+                    let [c, d] = load_deinterleaved(simd, lower, 2 * ox);
+                    store::<S>(out_row, ox, fold(simd, rule, [a, b, c, d], divisor));
+                    ox += lanes;
+                }
+                if ox < out_width {
+                    let count = out_width - ox;
+                    let upper = first + pair_index * 2 * width + 2 * ox;
+                    let lower = upper + width;
+                    // Where a whole pair of vectors lies inside the input, its extra lanes
+                    // (other pixels) are computed and not stored; at the input's end, a copy.
+                    let [a, b] = tail_pair(simd, input, upper, 2 * count, R::FILL);
+                    let [c, d] = tail_pair(simd, input, lower, 2 * count, R::FILL);
+                    let value = fold(simd, rule, [a, b, c, d], divisor);
+                    store_first::<S>(simd, out_row, ox, count, value);
+                }
+            }
+            row += count;
+            plane += 1;
+            oy = 0;
+        }
+    }
+}
+
+/// The window's four taps folded in order and finished. Max starts from the first tap, which
+/// is what folding it into −∞ gives (it replaces −∞ unless it is −∞); sums start from +0, as
+/// the reference does (a sum of −0 terms is +0). One fold fewer: `tiny` NCHW 0.55 to
+/// 0.51 µs (AMD EPYC, best of 5 alternated runs).
+#[inline(always)]
+fn fold<S: Simd, R: Reducer>(simd: S, rule: R, taps: [S::f32s; 4], divisor: S::f32s) -> S::f32s {
+    let zero = simd.splat_u32s(0);
+    let (mut acc, rest) = if R::SUMS {
+        (rule.init(simd, zero), &taps[..])
+    } else {
+        let first = rule.init(simd, zero);
+        (
+            super::reduce::Acc {
+                value: taps[0],
+                ..first
+            },
+            &taps[1..],
+        )
+    };
+    for &tap in rest {
+        acc = rule.add(simd, acc, tap, zero);
+    }
+    rule.finish(simd, acc, divisor)
+}
+
+/// The even and odd elements of `data[at..at + count]` (`count < 2 * lanes`), through a copy
+/// filled with `fill` when a whole pair of vectors would leave `data`.
+#[inline(always)]
+fn tail_pair<S: Simd>(simd: S, data: &[f32], at: usize, count: usize, fill: f32) -> [S::f32s; 2] {
+    let lanes = lanes::<S>();
+    if at + 2 * lanes <= data.len() {
+        return load_deinterleaved(simd, data, at);
+    }
+    let mut pair = [fill; 2 * 16];
+    pair[..count].copy_from_slice(&data[at..at + count]);
+    load_deinterleaved(simd, &pair[..2 * lanes], 0)
+}
