@@ -219,12 +219,23 @@ fn block<S: Simd, R: Reducer, const V: usize, const K: usize>(
         0 => (tz.count, ty.count, tx.count),
         _ => (1, K, K),
     };
+    // Max values over a whole window start from its first tap, which is what folding that tap
+    // into −∞ gives: one fold fewer per vector.
+    let peel = K != 0 && !R::SUMS && !R::TRACKS_INDEX;
+    let add = |acc: Acc<S>, value: S::f32s, index, first_tap: bool| {
+        if peel && first_tap {
+            Acc { value, ..acc }
+        } else {
+            rule.add(simd, acc, value, index)
+        }
+    };
     for iz in 0..z_count {
         let z = tz.first + iz * az.dilation;
         for iy in 0..y_count {
             let y = ty.first + iy * ay.dilation;
             let row = window.base + z * strides[2] + y * strides[3] + c;
             for ix in 0..x_count {
+                let first_tap = iz == 0 && iy == 0 && ix == 0;
                 let x = tx.first + ix * ax.dilation;
                 let at = row + x * strides[4];
                 let index = if R::TRACKS_INDEX {
@@ -244,12 +255,12 @@ fn block<S: Simd, R: Reducer, const V: usize, const K: usize>(
                     } else {
                         load_first(simd, input, at, width, R::FILL)
                     };
-                    accs[0] = rule.add(simd, accs[0], value, index);
+                    accs[0] = add(accs[0], value, index, first_tap);
                 } else {
                     // One bounds check per tap: the block's V vectors are contiguous.
                     let pixel = &input[at..at + V * lanes];
                     for (v, acc) in accs.iter_mut().enumerate() {
-                        *acc = rule.add(simd, *acc, load::<S>(pixel, v * lanes), index);
+                        *acc = add(*acc, load::<S>(pixel, v * lanes), index, first_tap);
                     }
                 }
             }
