@@ -318,6 +318,8 @@ pub(crate) fn run_rows(
     // Max carries indices only when asked for them, and always for global planes, whose lanes
     // are merged by index to keep the first maximum.
     let indexed = indices.is_some() || matches!(kernel, Kernel::GlobalChannelsFirst(_));
+    // The level the kernel runs on (the plan's, or a narrower one for short rows).
+    let isa = kernel.level(plan.axes[2].output, isa);
     #[rustfmt::skip]
     macro_rules! with_rule {
         ($rule:expr, $task:ident) => {
@@ -347,6 +349,7 @@ pub(crate) fn run_rows(
     use flat_planes::FlatPlanes;
     use global::GlobalChannelsFirst;
     use global_channels_last::GlobalChannelsLast;
+    use pairs::Pairs;
     use separable::SeparableMax;
     use small_planes::SmallPlanes;
     match kernel {
@@ -384,62 +387,7 @@ pub(crate) fn run_rows(
         Kernel::ShortRowsMax if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::ShortRowsMax => short_rows(plan, isa, input, output, rows),
         Kernel::Pairs(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, SmallPlanes),
-        Kernel::Pairs(rule) => pairs(plan, rule, isa, input, output, rows),
-    }
-}
-
-/// Runs [`pairs::Pairs`] on its level.
-fn pairs(
-    plan: &Plan<f32>,
-    rule: Rule,
-    isa: Isa,
-    input: &[f32],
-    output: &mut [f32],
-    rows: Range<usize>,
-) {
-    use pairs::Pairs;
-    let isa = pairs::level(plan.axes[2].output, isa);
-    match rule {
-        Rule::Max => go(
-            isa,
-            Pairs {
-                rule: MaxValue,
-                plan,
-                input,
-                output,
-                rows,
-            },
-        ),
-        Rule::Average => go(
-            isa,
-            Pairs {
-                rule: Average,
-                plan,
-                input,
-                output,
-                rows,
-            },
-        ),
-        Rule::L1 => go(
-            isa,
-            Pairs {
-                rule: L1,
-                plan,
-                input,
-                output,
-                rows,
-            },
-        ),
-        Rule::L2 => go(
-            isa,
-            Pairs {
-                rule: L2,
-                plan,
-                input,
-                output,
-                rows,
-            },
-        ),
+        Kernel::Pairs(rule) => with_value_rule!(rule, Pairs),
     }
 }
 
