@@ -219,12 +219,11 @@ fn block<S: Simd, R: Reducer, const V: usize, const K: usize>(
         0 => (tz.count, ty.count, tx.count),
         _ => (1, K, K),
     };
-    // Max values over a whole window start from its first tap, which is what folding that tap
-    // into −∞ gives: one fold fewer per vector.
-    let peel = K != 0 && !R::SUMS && !R::TRACKS_INDEX;
+    // A whole window starts from its first tap ([`Reducer::first`]: one fold fewer for max
+    // values); other windows were not measured that way.
     let add = |acc: Acc<S>, value: S::f32s, index, first_tap: bool| {
-        if peel && first_tap {
-            Acc { value, ..acc }
+        if K != 0 && first_tap {
+            rule.first(simd, value, index)
         } else {
             rule.add(simd, acc, value, index)
         }

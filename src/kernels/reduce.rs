@@ -37,6 +37,12 @@ pub(crate) trait Reducer: Copy + Send + Sync {
     /// Folds one tap `x` (at plane index `index`) into the accumulator.
     fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, index: S::u32s) -> Acc<S>;
 
+    /// The accumulator of a window's first tap: `x` folded into the empty accumulator.
+    #[inline(always)]
+    fn first<S: Simd>(self, simd: S, x: S::f32s, index: S::u32s) -> Acc<S> {
+        self.add(simd, self.init(simd, index), x, index)
+    }
+
     /// The window's result; `divisor` is used by average only.
     fn finish<S: Simd>(self, simd: S, acc: Acc<S>, divisor: S::f32s) -> S::f32s;
 
@@ -111,6 +117,12 @@ impl Reducer for MaxValue {
             value: simd.select_f32s(keep, acc.value, x),
             ..acc
         }
+    }
+
+    /// The first tap itself: it replaces −∞ unless it is −∞ (one fold fewer per window).
+    #[inline(always)]
+    fn first<S: Simd>(self, _simd: S, x: S::f32s, index: S::u32s) -> Acc<S> {
+        Acc { value: x, index }
     }
 
     #[inline(always)]
