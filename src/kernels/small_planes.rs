@@ -688,7 +688,7 @@ fn transpose_out<S: Simd>(
     let _ = (simd, results, pixels, plane_stride, &planes);
     #[cfg(target_arch = "x86_64")]
     {
-        use super::transpose::{as_v3, read_strided, rows_of_mut, transpose_8x8, write_columns};
+        use super::transpose::{as_v3, read_strided, rows_of_mut, write_transposed};
         if let (Some(v3), true) = (as_v3(simd), pixels >= 8) {
             let lanes = lanes::<S>();
             for half in 0..lanes / 8 {
@@ -698,9 +698,8 @@ fn transpose_out<S: Simd>(
                 // 8 (rewriting the same values).
                 for next in (0..pixels).step_by(8) {
                     let pixel = next.min(pixels - 8);
-                    let values =
-                        transpose_8x8(v3, read_strided(results, pixel * lanes + 8 * half, lanes));
-                    write_columns(&mut eight, pixel, values);
+                    let values = read_strided(results, pixel * lanes + 8 * half, lanes);
+                    write_transposed(v3, &mut eight, pixel, values);
                 }
             }
             return true;

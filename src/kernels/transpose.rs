@@ -45,7 +45,7 @@ pub(crate) fn rows_of(data: &[f32], start: usize, stride: usize, len: usize) -> 
     ]
 }
 
-/// The 8 rows `data[l * stride..][..len]` (`len` <= `stride`), for [`write_columns`].
+/// The 8 rows `data[l * stride..][..len]` (`len` <= `stride`), for [`write_transposed`].
 pub(crate) fn rows_of_mut(data: &mut [f32], stride: usize, len: usize) -> [&mut [f32]; 8] {
     let mut rest = data;
     core::array::from_fn(|_| {
@@ -57,7 +57,7 @@ pub(crate) fn rows_of_mut(data: &mut [f32], stride: usize, len: usize) -> [&mut 
 }
 
 /// The 8x8 block `rows[l][at..][..8]` transposed (column k: pixel k of the 8 rows), as
-/// [`transpose_8x8`] gives it but in fewer shuffles: the 128-bit stage is done by the
+/// a full 8x8 transpose gives it but in fewer shuffles: the 128-bit stage is done by the
 /// loads (rows `l` and `l + 4` share a register, one half each), so 16 in-lane shuffles
 /// remain of 24, and shuffles were the bound of the global sums (one shuffle port).
 #[inline(always)]
@@ -124,29 +124,24 @@ pub(crate) fn write_strided(data: &mut [f32], at: usize, stride: usize, rows: [_
     }
 }
 
-/// Writes `values[l]` to `rows[l][at..][..8]`.
+/// Writes the 8x8 block `r` transposed to `rows` (`rows[k][at..][..8]` := element k of each
+/// `r[l]`, in order of l), the mirror of [`read_transposed`]: after the in-lane 4x4 stage the
+/// 128-bit halves go straight to memory, where the third shuffle stage (`vperm2f128`, 8 µops
+/// on AMD Zen 1) would have paired them first. `inception` NCHW (small planes, v3, AMD EPYC):
+/// see `small_planes::transpose_out`.
 #[inline(always)]
-pub(crate) fn write_columns(rows: &mut [&mut [f32]; 8], at: usize, values: [__m256; 8]) {
-    for (row, value) in rows.iter_mut().zip(values) {
-        row[at..at + 8].copy_from_slice(bytemuck::cast_slice(core::slice::from_ref(&value)));
-    }
-}
-
-/// Rows `r[l]` (plane l, 8 pixels) to columns (pixel k, 8 planes): pairs interleaved, then
-/// 64-bit pairs, then 128-bit halves.
-#[inline(always)]
-pub(crate) fn transpose_8x8(v3: V3, r: [__m256; 8]) -> [__m256; 8] {
-    let avx = v3.avx;
+pub(crate) fn write_transposed(v3: V3, rows: &mut [&mut [f32]; 8], at: usize, r: [__m256; 8]) {
+    use core::arch::x86_64::__m128;
     let low = transpose_4x4_pairs(v3, [r[0], r[1], r[2], r[3]]);
     let high = transpose_4x4_pairs(v3, [r[4], r[5], r[6], r[7]]);
-    [
-        avx._mm256_permute2f128_ps::<0x20>(low[0], high[0]),
-        avx._mm256_permute2f128_ps::<0x20>(low[1], high[1]),
-        avx._mm256_permute2f128_ps::<0x20>(low[2], high[2]),
-        avx._mm256_permute2f128_ps::<0x20>(low[3], high[3]),
-        avx._mm256_permute2f128_ps::<0x31>(low[0], high[0]),
-        avx._mm256_permute2f128_ps::<0x31>(low[1], high[1]),
-        avx._mm256_permute2f128_ps::<0x31>(low[2], high[2]),
-        avx._mm256_permute2f128_ps::<0x31>(low[3], high[3]),
-    ]
+    let avx = v3.avx;
+    let mut put = |row: usize, from: usize, half: __m128| {
+        rows[row][at + from..at + from + 4].copy_from_slice(bytemuck::cast_slice(&[half]));
+    };
+    for k in 0..4 {
+        put(k, 0, avx._mm256_castps256_ps128(low[k]));
+        put(k, 4, avx._mm256_castps256_ps128(high[k]));
+        put(k + 4, 0, avx._mm256_extractf128_ps::<1>(low[k]));
+        put(k + 4, 4, avx._mm256_extractf128_ps::<1>(high[k]));
+    }
 }

@@ -289,15 +289,11 @@ fn merge<const C: usize>(results: &[f32], out: &mut [f32], per_plane: usize) {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn split_8(v3: pulp::x86::V3, source: &[f32], planes: &mut [f32], plane_len: usize, pixels: usize) {
-    use super::transpose::{read_strided, rows_of_mut, transpose_8x8, write_columns};
+    use super::transpose::{read_strided, rows_of_mut, write_transposed};
     let mut rows = rows_of_mut(planes, plane_len, pixels);
     let whole = pixels / 8 * 8;
     for x in (0..whole).step_by(8) {
-        write_columns(
-            &mut rows,
-            x,
-            transpose_8x8(v3, read_strided(source, x * 8, 8)),
-        );
+        write_transposed(v3, &mut rows, x, read_strided(source, x * 8, 8));
     }
     for x in whole..pixels {
         for (c, row) in rows.iter_mut().enumerate() {
