@@ -767,6 +767,19 @@ fn large_enough_to_split_across_threads() {
                 .padding(Padding::symmetric(&[1, 1])),
             vec![1, 20, 229, 229],
         ),
+        // Channels-last windows that do not overlap in y on inputs past 4 MiB ask for the input
+        // a few pixels ahead: odd sizes leave a last column and row no window reads, and
+        // padding puts the first window's columns before the input.
+        (
+            PoolDesc::max(&[2, 2]).strides(&[2, 2]),
+            vec![1, 24, 211, 209],
+        ),
+        (
+            PoolDesc::average(&[3, 3])
+                .strides(&[3, 3])
+                .padding(Padding::symmetric(&[1, 1])),
+            vec![1, 19, 233, 239],
+        ),
     ] {
         for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
             assert!(check_everywhere("threads", &desc, layout, &shape) > 0);
