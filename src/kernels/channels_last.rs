@@ -3,6 +3,7 @@
 //! ```text
 //! for each output row (n, oz, oy) of the task:    z and y taps clipped to the input, once per row
 //!     for ox in border ∪ interior ∪ border:       interior x taps need no clipping
+//!         (large inputs, windows apart in y: prefetch the columns window ox + 2 reads first)
 //!         for channel blocks of 8 (sums) or 4, then the last 1-3 vectors, then a partial one:
 //!             acc = init (max: −∞ at the window's first input element)
 //!             for each tap (z, y, x) inside the input, in row-major window order:
