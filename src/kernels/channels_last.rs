@@ -94,12 +94,8 @@ impl<R: Reducer> ChannelsLast<'_, R> {
             };
             for ox in 0..ax.output {
                 if STREAMS && ox + PREFETCH_PIXELS < ax.output {
-                    let ahead = Window {
-                        taps: [tz, ty, ax.taps(ox + PREFETCH_PIXELS)],
-                        base: n * plan.input_strides[0],
-                        divisor: 1.0,
-                    };
-                    prefetch_columns(prefetcher, plan, input, ahead);
+                    let taps = [tz, ty, ax.taps(ox + PREFETCH_PIXELS)];
+                    prefetch_columns(prefetcher, plan, input, n, taps);
                 }
                 let tx = ax.taps_given_interior(ox, &interior);
                 let taps = [tz, ty, tx];
@@ -144,18 +140,23 @@ fn streams_rows(plan: &Plan<f32>, input_len: usize) -> bool {
     input_len >= PREFETCH_FROM && ay.kernel <= ay.stride
 }
 
-/// Asks for the input columns that `window` reads and the window before it did not (its first
-/// x-stride pixels), in each of its rows, all channels.
+/// Asks for the input columns that the window of image `n` with `taps` reads and the window
+/// before it did not (its first x-stride pixels), in each of its rows, all channels.
 #[inline(always)]
-fn prefetch_columns(prefetcher: Prefetcher, plan: &Plan<f32>, input: &[f32], window: Window) {
+fn prefetch_columns(
+    prefetcher: Prefetcher,
+    plan: &Plan<f32>,
+    input: &[f32],
+    n: usize,
+    [tz, ty, tx]: [Taps; 3],
+) {
     let [az, ay, ax] = &plan.axes;
-    let [tz, ty, tx] = window.taps;
     let strides = &plan.input_strides;
     for iz in 0..tz.count {
         let z = tz.first + iz * az.dilation;
         for iy in 0..ty.count {
             let y = ty.first + iy * ay.dilation;
-            let at = window.base + z * strides[2] + y * strides[3] + tx.first * strides[4];
+            let at = n * strides[0] + z * strides[2] + y * strides[3] + tx.first * strides[4];
             prefetcher.fetch(&input[at.min(input.len())..], ax.stride * plan.channels);
         }
     }
