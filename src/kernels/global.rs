@@ -90,11 +90,22 @@ const PLANES_AT_ONCE: usize = 8;
 /// Groups of planes between the one being summed and the one being prefetched.
 const PREFETCH_GROUPS: usize = 4;
 
-/// Pairs of groups between the pair being summed and the one prefetched, in the transposed
-/// loop, which runs faster than the portable one and needs its data earlier. Measured with
-/// `profile_case nchw global` (32 x 2048 planes of 7x7, best of 8 alternated runs): 2 pairs
-/// 630 µs, 4 pairs 575 µs, 8 pairs 660 µs.
-const PREFETCH_PAIRS: usize = 4;
+/// Pairs of groups between the pair being summed and the one prefetched to L1, in the
+/// transposed loop, which runs faster than the portable one and needs its data earlier.
+/// Measured with `profile_case nchw global` (32 x 2048 planes of 7x7, best of 8 alternated
+/// runs, Xeon, v4): 2 pairs 630 µs, 4 pairs 575 µs, 8 pairs 660 µs. On an AMD EPYC (Zen 1,
+/// v3) 2 and 4 pairs ran alike (1.72 against 1.77 ms, best of 3), and 2 pairs with the L2
+/// requests of [`PREFETCH_L2_AHEAD`] ran best.
+const PREFETCH_PAIRS: usize = 2;
+
+/// Elements between the pair being summed and the data asked into L2, further ahead than the
+/// L1 requests: 32 pairs of 7x7 planes (98 KiB, a fifth of a 512 KiB L2), as a distance in
+/// memory so that larger planes do not reach past L2. The same command on the Zen 1 machine
+/// (best of 3-4 alternated runs): 4 pairs to L1 only 1.70-1.78 ms, 2 pairs to L1 with 8, 32,
+/// 64 or 128 pairs to L2 1.55-1.61, 1.48-1.60, 1.53-1.56 and 1.51 ms; at 2 threads (`PAR=1`)
+/// 1.18 against 0.89 ms (32 pairs). No prefetch at all: 2.28 ms. `BATCH=4` (1.6 MB, below
+/// [`PREFETCH_FROM`]) is unchanged.
+const PREFETCH_L2_AHEAD: usize = 32 * 16 * 49;
 
 /// Plan inputs from this many elements (8 MiB) prefetch. Measured with `BATCH=n profile_case
 /// nchw global` (n x 2048 planes of 7x7, without and with prefetching alternated, 2-4 runs):
@@ -190,6 +201,8 @@ fn sum_planes_transposed<R: Reducer>(
     for (p, (pair, out)) in (&mut pairs).zip(&mut outputs).enumerate() {
         let ahead = ((2 * (p + PREFETCH_PAIRS)) * group_len).min(planes.len());
         prefetcher.fetch(&planes[ahead..], 2 * group_len);
+        let far = (2 * p * group_len + PREFETCH_L2_AHEAD).min(planes.len());
+        prefetcher.fetch_l2(&planes[far..], 2 * group_len);
         let (first, second) = pair.split_at(group_len);
         let first = rows_of(first, 0, plane_len, plane_len);
         let second = rows_of(second, 0, plane_len, plane_len);

@@ -32,4 +32,18 @@ impl Prefetcher {
         }
         let _ = (self, data, len);
     }
+
+    /// Asks for the first `len` elements of `data` with the L2 hint (`_MM_HINT_T1`), for
+    /// requests far enough ahead that L1 would not keep them.
+    #[inline(always)]
+    pub(crate) fn fetch_l2(self, data: &[f32], len: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if let Some(sse) = self.sse {
+            use core::arch::x86_64::_MM_HINT_T1;
+            for line in data[..len.min(data.len())].chunks(16) {
+                sse._mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast());
+            }
+        }
+        let _ = (self, data, len);
+    }
 }

@@ -247,6 +247,12 @@ fn x86_max_value<S: Simd>(simd: S, running: S::f32s, x: S::f32s) -> Option<S::f3
 /// without the test NHWC took 370 against 333 µs. Multiplying by the divisor instead of
 /// dividing (wrong, as a bound) took 291 µs: the divide costs about a tenth, but the two
 /// extra FMA-unit instructions cost more.
+///
+/// Also tried (session 20, same machine and command): every other add of a window's chain as
+/// `fma(x, 1, sum)`, whose single rounding gives the add's bits, so that Zen's add and
+/// multiply-add pipes would share the adds (the 1 had to come through `black_box`: LLVM folds
+/// a known 1 back into an add). NHWC 334 against 503 µs, NCHW 526 against 526 µs: slower or
+/// no faster, so the adds stay adds.
 #[derive(Clone, Copy)]
 pub(crate) struct Average;
 
