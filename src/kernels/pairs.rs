@@ -26,8 +26,8 @@ use crate::isa::Isa;
 /// Whether the plan is a 2x2 window with stride 2, no padding and no dilation in y and x (a
 /// flat 1-wide z window, if any), every window whole in the input, with output rows shorter
 /// than 4 vectors of `lanes` (where the small-planes kernel ran before). Measured with
-/// `profile_case nchw tiny` (AMD EPYC, v3; best of 5 alternated runs): see the README's
-/// session 17 changes.
+/// `profile_case nchw tiny` (AMD EPYC, v3; best of 5 alternated runs): see session 17's
+/// changes in `docs/speed-history.md`.
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let [az, ay, ax] = &plan.axes;
     let flat_z = az.kernel == 1 && az.stride == 1 && az.pad_begin == 0 && az.pad_end == 0;
