@@ -251,8 +251,8 @@ fn x86_max_value<S: Simd>(simd: S, running: S::f32s, x: S::f32s) -> Option<S::f3
 /// Also tried (session 20, same machine and command): every other add of a window's chain as
 /// `fma(x, 1, sum)`, whose single rounding gives the add's bits, so that Zen's add and
 /// multiply-add pipes would share the adds (the 1 had to come through `black_box`: LLVM folds
-/// a known 1 back into an add). NHWC 334 against 503 µs, NCHW 526 against 526 µs: slower or
-/// no faster, so the adds stay adds.
+/// a known 1 back into an add). NHWC 503 µs against 334 µs with adds only, NCHW 526 against
+/// 526 µs: slower or no faster, so the adds stay adds.
 #[derive(Clone, Copy)]
 pub(crate) struct Average;
 
