@@ -24,26 +24,27 @@ impl Prefetcher {
     #[inline(always)]
     pub(crate) fn fetch(self, data: &[f32], len: usize) {
         #[cfg(all(target_arch = "x86_64", not(miri)))]
-        if let Some(sse) = self.sse {
-            use core::arch::x86_64::_MM_HINT_T0;
-            for line in data[..len.min(data.len())].chunks(16) {
-                sse._mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
-            }
-        }
+        self.request::<{ core::arch::x86_64::_MM_HINT_T0 }>(data, len);
         let _ = (self, data, len);
     }
 
-    /// Asks for the first `len` elements of `data` with the L2 hint (`_MM_HINT_T1`), for
-    /// requests far enough ahead that L1 would not keep them.
+    /// The same with the L2 hint (`_MM_HINT_T1`), for requests far enough ahead that L1 would
+    /// not keep them.
     #[inline(always)]
     pub(crate) fn fetch_l2(self, data: &[f32], len: usize) {
         #[cfg(all(target_arch = "x86_64", not(miri)))]
+        self.request::<{ core::arch::x86_64::_MM_HINT_T1 }>(data, len);
+        let _ = (self, data, len);
+    }
+
+    /// One request with `HINT` per cache line of `data[..len]`.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[inline(always)]
+    fn request<const HINT: i32>(self, data: &[f32], len: usize) {
         if let Some(sse) = self.sse {
-            use core::arch::x86_64::_MM_HINT_T1;
             for line in data[..len.min(data.len())].chunks(16) {
-                sse._mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast());
+                sse._mm_prefetch::<HINT>(line.as_ptr().cast());
             }
         }
-        let _ = (self, data, len);
     }
 }
