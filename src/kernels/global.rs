@@ -103,7 +103,7 @@ const PREFETCH_PAIRS: usize = 2;
 /// memory so that larger planes do not reach past L2. The same command on the Zen 1 machine
 /// (best of 3-4 alternated runs): 4 pairs to L1 only 1.70-1.78 ms, 2 pairs to L1 with 8, 32,
 /// 64 or 128 pairs to L2 1.55-1.61, 1.48-1.60, 1.53-1.56 and 1.51 ms; at 2 threads (`PAR=1`)
-/// 1.18 against 0.89 ms (32 pairs). No prefetch at all: 2.28 ms. `BATCH=4` (1.6 MB, below
+/// 4 pairs to L1 only 1.18 ms, 2 pairs with 32 to L2 0.89 ms. No prefetch at all: 2.28 ms. `BATCH=4` (1.6 MB, below
 /// [`PREFETCH_FROM`]) is unchanged.
 const PREFETCH_L2_AHEAD: usize = 32 * 16 * 49;
 
