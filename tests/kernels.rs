@@ -546,6 +546,53 @@ fn channels_last_through_planes_on_every_level() {
 }
 
 #[test]
+fn channels_last_flagged_max_on_every_level() {
+    // Channels-last max values over windows of more than 4 taps pass over NaN taps and flag
+    // them; a flagged block is computed again with the exact rule. Three inputs per shape:
+    // the usual values (NaN in most blocks), the same without NaN (every block kept; −0 beside
+    // 0 ties checks that the first maximum stays) and without NaN or −∞ but with +∞ beside
+    // large negatives (no false alarm) or with both infinities (∞ − ∞: a false alarm).
+    let descs = [
+        PoolDesc::max(&[3, 3])
+            .strides(&[2, 2])
+            .padding(Padding::symmetric(&[1, 1])),
+        PoolDesc::max(&[3, 3])
+            .strides(&[3, 1])
+            .padding(Padding::explicit(&[0, 2], &[1, 0])),
+        PoolDesc::max(&[2, 3])
+            .strides(&[2, 1])
+            .dilations(&[2, 1])
+            .ceil_mode(true),
+    ];
+    let no_nan = |x: f32| if x.is_nan() { -0.0 } else { x };
+    let no_nan_or_neg_inf = |x: f32| match x {
+        f32::NEG_INFINITY => -3.0e38,
+        x => no_nan(x),
+    };
+    let mut runs = 0;
+    for desc in &descs {
+        for channels in [9, 16, 17, 40, 71, 130] {
+            let shape = [2, channels, 11, 13];
+            let plan = Plan::<f32>::new(desc, Layout::ChannelsLast, &shape).unwrap();
+            for isa in Isa::available() {
+                let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+                assert!(name.starts_with("channels_last_max/"), "{shape:?}: {name}");
+            }
+            runs += check_everywhere("flagged", desc, Layout::ChannelsLast, &shape);
+            let values = values(plan.input_len(), channels as u64);
+            let inputs = [
+                values.iter().map(|&x| no_nan(x)).collect::<Vec<_>>(),
+                values.iter().map(|&x| no_nan_or_neg_inf(x)).collect(),
+            ];
+            for input in &inputs {
+                runs += check_levels_and_threads("flagged", &plan, &shape, input, false);
+            }
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn small_planes_in_groups_on_every_level() {
     // The small-planes kernel runs a level's lanes of planes at a time: plane counts around 8 and
     // 16 give whole groups (transposed in and out on v3) and a last partial group; 7x9 outputs

@@ -31,7 +31,7 @@ use crate::geometry::Taps;
 use crate::isa::{Isa, dispatch};
 use crate::plan::Reduction;
 use crate::{Layout, Plan};
-use reduce::{Average, L1, L2, Max, MaxValue, Rule};
+use reduce::{Average, L1, L2, Max, MaxFlagged, MaxValue, Rule};
 
 /// Which loop nest a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,6 +372,20 @@ pub(crate) fn run_rows(
         Kernel::FixedWindow(Rule::Average) => fixed_window(plan, Average, isa, input, output, rows),
         Kernel::FixedWindow(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::Scalar => scalar::pool_rows(plan, input, output, indices, rows),
+        Kernel::ChannelsLast(Rule::Max) if !indexed && channels_last::flags_nan(plan) => {
+            let rule = MaxFlagged;
+            go(
+                isa,
+                ChannelsLast {
+                    rule,
+                    plan,
+                    input,
+                    output,
+                    indices,
+                    rows,
+                },
+            )
+        }
         Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast),
         Kernel::ChannelsFirst(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::GlobalChannelsFirst(rule) => with_rule!(rule, GlobalChannelsFirst),

@@ -24,6 +24,9 @@ pub(crate) trait Reducer: Copy + Send + Sync {
     const SUMS: bool = true;
     /// What a padding tap holds: it must leave the result unchanged (−∞ for max, 0 for sums).
     const FILL: f32;
+    /// Whether the rule only flags NaN taps ([`MaxFlagged`]): a kernel must check each result
+    /// with [`Reducer::flagged`] and compute the flagged ones again with [`MaxValue`].
+    const FLAGS_NAN: bool = false;
 
     /// The empty accumulator; `first_index` is the index a max reports if no tap replaces it.
     #[inline(always)]
@@ -45,6 +48,13 @@ pub(crate) trait Reducer: Copy + Send + Sync {
 
     /// The window's result; `divisor` is used by average only.
     fn finish<S: Simd>(self, simd: S, acc: Acc<S>, divisor: S::f32s) -> S::f32s;
+
+    /// The lanes whose taps may have held a NaN (only for rules with [`Reducer::FLAGS_NAN`]).
+    #[inline(always)]
+    fn flagged<S: Simd>(self, simd: S, _acc: Acc<S>) -> S::m32s {
+        let zero = simd.splat_f32s(0.0);
+        simd.not_m32s(simd.equal_f32s(zero, zero))
+    }
 
     /// One element's term in a sum, for scalar loops (the same arithmetic as `add`).
     #[inline(always)]
@@ -149,6 +159,62 @@ impl Reducer for MaxOfNumbers {
             return Acc { value, ..acc };
         }
         MaxValue.add(simd, acc, x, index)
+    }
+
+    #[inline(always)]
+    fn finish<S: Simd>(self, _simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
+        acc.value
+    }
+}
+
+/// Max values with NaN taps flagged instead of handled: on x86 one `maxps(x, running)` per tap,
+/// which passes over a NaN `x`, and one add of `x` into a side sum (kept in the unused index
+/// lanes) that a NaN turns into NaN. The sum is a separate chain and the adds run beside the
+/// maxima on other pipes, where [`MaxValue`]'s NaN test and blend sit on the chain. A window
+/// whose sum is NaN ([`Reducer::flagged`]; also ∞ − ∞, a false alarm that costs only time) is
+/// computed again with [`MaxValue`], so the results are [`MaxValue`]'s bit for bit. Other
+/// levels use [`MaxValue`]'s rule.
+#[derive(Clone, Copy)]
+pub(crate) struct MaxFlagged;
+
+impl Reducer for MaxFlagged {
+    const TRACKS_INDEX: bool = false;
+    const SUMS: bool = false;
+    const FILL: f32 = f32::NEG_INFINITY;
+    const FLAGS_NAN: bool = true;
+
+    #[inline(always)]
+    fn init<S: Simd>(self, simd: S, _first_index: S::u32s) -> Acc<S> {
+        Acc {
+            value: simd.splat_f32s(Self::FILL),
+            index: pulp::cast(simd.splat_f32s(0.0)),
+        }
+    }
+
+    #[inline(always)]
+    fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, index: S::u32s) -> Acc<S> {
+        match x86_max_of_numbers(simd, acc.value, x) {
+            Some(value) => Acc {
+                value,
+                index: pulp::cast(simd.add_f32s(pulp::cast(acc.index), x)),
+            },
+            None => MaxValue.add(simd, acc, x, index),
+        }
+    }
+
+    /// The first tap itself, as value and as sum.
+    #[inline(always)]
+    fn first<S: Simd>(self, _simd: S, x: S::f32s, _index: S::u32s) -> Acc<S> {
+        Acc {
+            value: x,
+            index: pulp::cast(x),
+        }
+    }
+
+    #[inline(always)]
+    fn flagged<S: Simd>(self, simd: S, acc: Acc<S>) -> S::m32s {
+        let sum: S::f32s = pulp::cast(acc.index);
+        simd.not_m32s(simd.equal_f32s(sum, sum))
     }
 
     #[inline(always)]
