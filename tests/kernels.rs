@@ -571,7 +571,7 @@ fn channels_last_flagged_max_on_every_level() {
     };
     let mut runs = 0;
     for desc in &descs {
-        for channels in [9, 16, 17, 40, 71, 130] {
+        for channels in [9, 16, 17, 40, 71, 100, 130] {
             let shape = [2, channels, 11, 13];
             let plan = Plan::<f32>::new(desc, Layout::ChannelsLast, &shape).unwrap();
             for isa in Isa::available() {

@@ -168,12 +168,11 @@ impl Reducer for MaxOfNumbers {
 }
 
 /// Max values with NaN taps flagged instead of handled: on x86 one `maxps(x, running)` per tap,
-/// which passes over a NaN `x`, and one add of `x` into a side sum (kept in the unused index
-/// lanes) that a NaN turns into NaN. The sum is a separate chain and the adds run beside the
-/// maxima on other pipes, where [`MaxValue`]'s NaN test and blend sit on the chain. A window
-/// whose sum is NaN ([`Reducer::flagged`]; also ∞ − ∞, a false alarm that costs only time) is
-/// computed again with [`MaxValue`], so the results are [`MaxValue`]'s bit for bit. Other
-/// levels use [`MaxValue`]'s rule.
+/// which passes over a NaN `x`, where [`MaxValue`]'s NaN test and blend sit on the chain. The
+/// kernel keeps a NaN probe of the taps beside the maxima, in the unused index lanes (an add
+/// or a multiply-add, on other pipes and off the chain), and computes a window whose probe is
+/// NaN ([`Reducer::flagged`]) again with [`MaxValue`], so the results are [`MaxValue`]'s bit
+/// for bit. Other levels use [`MaxValue`]'s rule.
 #[derive(Clone, Copy)]
 pub(crate) struct MaxFlagged;
 
@@ -194,20 +193,17 @@ impl Reducer for MaxFlagged {
     #[inline(always)]
     fn add<S: Simd>(self, simd: S, acc: Acc<S>, x: S::f32s, index: S::u32s) -> Acc<S> {
         match x86_max_of_numbers(simd, acc.value, x) {
-            Some(value) => Acc {
-                value,
-                index: pulp::cast(simd.add_f32s(pulp::cast(acc.index), x)),
-            },
+            Some(value) => Acc { value, ..acc },
             None => MaxValue.add(simd, acc, x, index),
         }
     }
 
-    /// The first tap itself, as value and as sum.
+    /// The first tap itself (the kernel probes it like any other).
     #[inline(always)]
-    fn first<S: Simd>(self, _simd: S, x: S::f32s, _index: S::u32s) -> Acc<S> {
+    fn first<S: Simd>(self, simd: S, x: S::f32s, index: S::u32s) -> Acc<S> {
         Acc {
             value: x,
-            index: pulp::cast(x),
+            ..self.init(simd, index)
         }
     }
 
