@@ -383,11 +383,9 @@ fn block<S: Simd, R: Reducer, const V: usize, const K: usize>(
 #[inline(always)]
 fn probe_nan<S: Simd, const V: usize>(simd: S, accs: &mut [Acc<S>; V], pixel: &[f32]) {
     let lanes = lanes::<S>();
-    for p in 0..V / 2 {
-        let a = load::<S>(pixel, 2 * p * lanes);
-        let b = load::<S>(pixel, (2 * p + 1) * lanes);
-        let probe = simd.mul_add_f32s(a, b, pulp::cast(accs[p].index));
-        accs[p].index = pulp::cast(probe);
+    for (pair, acc) in pixel.chunks_exact(2 * lanes).zip(accs.iter_mut()) {
+        let (a, b) = (load::<S>(pair, 0), load::<S>(pair, lanes));
+        acc.index = pulp::cast(simd.mul_add_f32s(a, b, pulp::cast(acc.index)));
     }
     if V % 2 == 1 {
         let x = load::<S>(pixel, (V - 1) * lanes);
