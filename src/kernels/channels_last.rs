@@ -163,10 +163,12 @@ fn prefetch_columns(
 }
 
 /// Whether max values run with [`MaxFlagged`](super::reduce::MaxFlagged): windows of more than
-/// 4 taps. Measured with `profile_case nhwc <case>` (AMD EPYC Zen 1, v3, best of 4 alternated
-/// runs, [`MaxValue`] against flagged): `alexnet` 117 against 101 µs, `resnet` 342 against
-/// 297 µs, `train` 3.56 against 3.54 ms (memory bound). 2x2 windows lose: `tiny` 0.50 against
-/// 0.61 µs, the check per block costing more than the few taps save.
+/// 4 taps. Measured with `profile_case nhwc <case>` (AMD EPYC Zen 1, v3, best of 5 alternated
+/// runs, [`MaxValue`] in blocks of 4 against flagged in blocks of 8): `alexnet` 118 against
+/// 84 µs, `resnet` 344 against 243 µs, `train` 3.53 against 3.16 ms. 2x2 windows lost with
+/// the first version (one add per vector, blocks of 4): `tiny` 0.50 against 0.61 µs, the
+/// check per block costing more than its 4 taps save. An input with a NaN in every block
+/// computes each block twice.
 pub(crate) fn flags_nan(plan: &Plan<f32>) -> bool {
     plan.axes.iter().map(|axis| axis.kernel).product::<usize>() > 4
 }
