@@ -24,8 +24,8 @@ use super::fixed_window::PREFETCH_FROM;
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, MaxValue, Reducer};
 use super::simd_io::{lanes, load, load_first, store, store_first, store_indices};
-use crate::Plan;
 use crate::geometry::Taps;
+use crate::{Isa, Plan};
 
 /// One task: the output rows `rows` (flattened (n, oz, oy)) of a channels-last plan.
 pub(crate) struct ChannelsLast<'a, R> {
@@ -168,9 +168,11 @@ fn prefetch_columns(
 /// 84 µs, `resnet` 344 against 243 µs, `train` 3.53 against 3.16 ms. 2x2 windows lost with
 /// the first version (one add per vector, blocks of 4): `tiny` 0.50 against 0.61 µs, the
 /// check per block costing more than its 4 taps save. An input with a NaN in every block
-/// computes each block twice.
-pub(crate) fn flags_nan(plan: &Plan<f32>) -> bool {
-    plan.axes.iter().map(|axis| axis.kernel).product::<usize>() > 4
+/// computes each block twice. Only on x86 levels: elsewhere the rule has no one-instruction
+/// max, and the probe would only add work.
+pub(crate) fn flags_nan(plan: &Plan<f32>, isa: Isa) -> bool {
+    let x86 = matches!(isa, Isa::V2 | Isa::V3 | Isa::V4);
+    x86 && plan.axes.iter().map(|axis| axis.kernel).product::<usize>() > 4
 }
 
 /// 2 when the plan's windows are 2x2 ones in 2-D (or 1x2x2 in 3-D) with no dilation, else 0:
@@ -381,19 +383,39 @@ fn block<S: Simd, R: Reducer, const V: usize, const K: usize>(
 /// two vectors a step, and is NaN from then on when `a` or `b` is (or on 0 × ∞ or ∞ − ∞, false
 /// alarms that cost only time). Against one add per vector, `profile_case nhwc <case>` (AMD
 /// EPYC Zen 1, v3, best of 4 alternated runs): `alexnet` 103 against 95 µs, `resnet` 301
-/// against 296 µs.
+/// against 296 µs. Levels without FMA (pulp's multiply-add is a software `fma` there) add the
+/// pair and then the probe.
 #[inline(always)]
 fn probe_nan<S: Simd, const V: usize>(simd: S, accs: &mut [Acc<S>; V], pixel: &[f32]) {
     let lanes = lanes::<S>();
     for (pair, acc) in pixel.chunks_exact(2 * lanes).zip(accs.iter_mut()) {
         let (a, b) = (load::<S>(pair, 0), load::<S>(pair, lanes));
-        acc.index = pulp::cast(simd.mul_add_f32s(a, b, pulp::cast(acc.index)));
+        let probe = pulp::cast(acc.index);
+        let probe = if has_fma::<S>() {
+            simd.mul_add_f32s(a, b, probe)
+        } else {
+            simd.add_f32s(simd.add_f32s(a, b), probe)
+        };
+        acc.index = pulp::cast(probe);
     }
     if V % 2 == 1 {
         let x = load::<S>(pixel, (V - 1) * lanes);
         let probe = simd.add_f32s(pulp::cast(accs[V / 2].index), x);
         accs[V / 2].index = pulp::cast(probe);
     }
+}
+
+/// Whether level `S` has a fused multiply-add instruction (x86-64-v3 and v4).
+#[inline(always)]
+fn has_fma<S: Simd>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::TypeId;
+        let level = TypeId::of::<S>();
+        level == TypeId::of::<pulp::x86::V3>() || level == TypeId::of::<pulp::x86::V4>()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Finishes and stores `V` accumulators at `output[at..]`; the last one holds `width` lanes.

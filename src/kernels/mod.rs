@@ -372,7 +372,7 @@ pub(crate) fn run_rows(
         Kernel::FixedWindow(Rule::Average) => fixed_window(plan, Average, isa, input, output, rows),
         Kernel::FixedWindow(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::Scalar => scalar::pool_rows(plan, input, output, indices, rows),
-        Kernel::ChannelsLast(Rule::Max) if !indexed && channels_last::flags_nan(plan) => {
+        Kernel::ChannelsLast(Rule::Max) if !indexed && channels_last::flags_nan(plan, isa) => {
             let rule = MaxFlagged;
             go(
                 isa,

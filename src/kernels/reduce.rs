@@ -172,7 +172,7 @@ impl Reducer for MaxOfNumbers {
 /// kernel keeps a NaN probe of the taps beside the maxima, in the unused index lanes (an add
 /// or a multiply-add, on other pipes and off the chain), and computes a window whose probe is
 /// NaN ([`Reducer::flagged`]) again with [`MaxValue`], so the results are [`MaxValue`]'s bit
-/// for bit. Other levels use [`MaxValue`]'s rule.
+/// for bit. Kernels choose it on x86 levels only; elsewhere `add` is [`MaxValue`]'s.
 #[derive(Clone, Copy)]
 pub(crate) struct MaxFlagged;
 
