@@ -597,6 +597,83 @@ fn channels_last_flagged_max_on_every_level() {
 }
 
 #[test]
+fn short_rows_columns_first_on_every_level() {
+    // 3-wide max windows with x stride 2 on short rows of inputs that stay in cache reduce
+    // each window's rows column by column, then x. That grouping can change which of 0 and −0,
+    // or which NaN, a window returns, so an output row with a NaN, or a 0 where its rows held
+    // a −0, is computed again rows first. Inputs per shape: the usual values (NaN and −0 in
+    // most rows); finite values without −0 (every row kept); the same with −0 (0 ties of both
+    // signs, computed again where the maximum is 0); only 0, −0, −1 and −∞ (maxima of 0 in
+    // most windows); and NaNs of several payloads in a fifth of the elements.
+    let descs = [
+        PoolDesc::max(&[3, 3])
+            .strides(&[2, 2])
+            .padding(Padding::symmetric(&[1, 1])),
+        PoolDesc::max(&[3, 3]).strides(&[2, 2]).ceil_mode(true),
+        PoolDesc::max(&[5, 3])
+            .strides(&[2, 2])
+            .padding(Padding::explicit(&[2, 0], &[1, 1])),
+        PoolDesc::max(&[3, 3]).strides(&[1, 2]),
+        PoolDesc::max(&[2, 3])
+            .strides(&[3, 2])
+            .padding(Padding::explicit(&[0, 1], &[1, 0])),
+    ];
+    let no_negative_zero = |x: f32| if x == 0.0 { 0.0 } else { x };
+    let no_nan = |x: f32| if x.is_nan() { -0.0 } else { x };
+    let mut runs = 0;
+    let mut columns_first = 0;
+    for desc in &descs {
+        for out_width in [7, 8, 9, 15, 16, 17, 24, 25, 31, 33, 55, 56, 57, 63, 64] {
+            for height in [45, 60] {
+                let shape = [2, 3, height, 2 * out_width + 1];
+                let Ok(plan) = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape) else {
+                    continue;
+                };
+                let short_rows = Isa::available().into_iter().any(|isa| {
+                    let plan = plan.clone().with_isa(isa).unwrap();
+                    plan.kernel_name().contains("short_rows")
+                });
+                if !short_rows {
+                    continue;
+                }
+                columns_first += 1;
+                runs += check_everywhere("columns first", desc, Layout::ChannelsFirst, &shape);
+                let values = values(plan.input_len(), (height + out_width) as u64);
+                let inputs = [
+                    values
+                        .iter()
+                        .map(|&x| no_negative_zero(no_nan(x)))
+                        .collect::<Vec<_>>(),
+                    values.iter().map(|&x| no_nan(x)).collect(),
+                    values
+                        .iter()
+                        .map(|&x| [0.0, -0.0, -1.0, f32::NEG_INFINITY][x.to_bits() as usize % 4])
+                        .collect(),
+                    values
+                        .iter()
+                        .map(|&x| {
+                            let bits = x.to_bits();
+                            if bits % 5 == 0 {
+                                f32::from_bits(0x7fc0_0000 | (bits >> 11) | (bits << 31))
+                            } else {
+                                no_nan(x)
+                            }
+                        })
+                        .collect(),
+                ];
+                for input in &inputs {
+                    runs += check_levels_and_threads("columns first", &plan, &shape, input, false);
+                }
+            }
+        }
+    }
+    assert!(
+        columns_first > 50 && runs > 500,
+        "the grid ran too little: {columns_first}, {runs}"
+    );
+}
+
+#[test]
 fn small_planes_in_groups_on_every_level() {
     // The small-planes kernel runs a level's lanes of planes at a time: plane counts around 8 and
     // 16 give whole groups (transposed in and out on v3) and a last partial group; 7x9 outputs

@@ -7,6 +7,7 @@
 
 pub(crate) mod channels_first;
 pub(crate) mod channels_last;
+pub(crate) mod columns_first;
 pub(crate) mod fixed_window;
 pub(crate) mod flat_planes;
 pub(crate) mod global;
