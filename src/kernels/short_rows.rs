@@ -13,6 +13,16 @@
 //!     output[plane, oy, ..] = the window rows' row maxima folded in window order
 //! ```
 //!
+//! 3-wide windows of inputs that stay in cache go columns first instead ([`columns_first`]):
+//!
+//! ```text
+//! for each band of up to 16 output rows of one plane:
+//!     for each output row: columns[row][left + x] = max over the window rows of input[y][x]
+//!     for each output row: output = the max of columns at 2 ox, 2 ox + 1, 2 ox + 2
+//!         (deinterleaving loads); computed again as above if it holds a NaN, or a 0 where
+//!         the rows it read held a −0
+//! ```
+//!
 //! Reading the input in place matters: a first version copied each row into a padded line and
 //! read it back at once, and its loads, straddling the copy's stores, waited on failed store
 //! forwards (a `train` image took 890 µs against 61 µs).
