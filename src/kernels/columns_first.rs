@@ -5,7 +5,7 @@
 use pulp::Simd;
 
 use super::reduce::{Acc, MaxValue, Reducer};
-use super::simd_io::{lanes, load, load_deinterleaved, load_first, store, store_first};
+use super::simd_io::{lanes, load, load_deinterleaved, load_first, store, store_clipped};
 
 /// The maxima over `count` rows (from `first`, `stride` apart) of each of `width` columns,
 /// written to `to[..width]`, and whether any element read is −0. Where `whole` and the rows'
@@ -154,7 +154,6 @@ pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize>(
     let fzero = simd.splat_f32s(0.0);
     let mut numbers = simd.equal_f32s(fzero, fzero);
     let mut zeros = simd.not_m32s(numbers);
-    let width = out.len();
     for v in 0..V {
         let at = 2 * v * lanes;
         let [t0, t1] = load_deinterleaved(simd, column, at);
@@ -170,12 +169,7 @@ pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize>(
         let value = acc.value;
         numbers = simd.and_m32s(numbers, simd.equal_f32s(value, value));
         zeros = simd.or_m32s(zeros, simd.equal_f32s(value, fzero));
-        let at = v * lanes;
-        if at + lanes <= width {
-            store::<S>(out, at, value);
-        } else {
-            store_first::<S>(simd, out, at, width - at, value);
-        }
+        store_clipped(simd, out, v * lanes, value);
     }
     Doubt {
         nan: any_lane(simd, simd.not_m32s(numbers)),

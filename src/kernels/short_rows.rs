@@ -50,7 +50,7 @@ use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, MaxValue, Reducer};
 use super::scratch;
-use super::simd_io::{lanes, load, load_deinterleaved, store, store_first};
+use super::simd_io::{lanes, load, load_deinterleaved, store, store_clipped};
 use crate::Plan;
 
 /// Most output vectors a row may have (each has a row maximum per window row in registers) on
@@ -306,14 +306,8 @@ fn fold_rows<S: Simd, const V: usize>(simd: S, ring: &[f32], slots: &[usize], ou
             *acc = rule.add(simd, *acc, load::<S>(row, v * lanes), zero);
         }
     }
-    let width = out.len();
     for (v, acc) in accs.iter().enumerate() {
-        let at = v * lanes;
-        if at + lanes <= width {
-            store::<S>(out, at, acc.value);
-        } else {
-            store_first::<S>(simd, out, at, width - at, acc.value);
-        }
+        store_clipped(simd, out, v * lanes, acc.value);
     }
 }
 
@@ -456,13 +450,7 @@ fn exact_row<S: Simd, const KX: usize, const V: usize>(
             };
         }
     }
-    let width = out.len();
     for (v, acc) in accs.iter().enumerate() {
-        let at = v * lanes;
-        if at + lanes <= width {
-            store::<S>(out, at, acc.value);
-        } else {
-            store_first::<S>(simd, out, at, width - at, acc.value);
-        }
+        store_clipped(simd, out, v * lanes, acc.value);
     }
 }

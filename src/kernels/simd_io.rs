@@ -37,6 +37,18 @@ pub(crate) fn store_first<S: Simd>(
     simd.partial_store_f32s(&mut data[at..at + count], value);
 }
 
+/// Writes `value` to `data[at..]`: the whole vector where it fits, else its first lanes up to
+/// `data`'s end (a row's last, partial vector).
+#[inline(always)]
+pub(crate) fn store_clipped<S: Simd>(simd: S, data: &mut [f32], at: usize, value: S::f32s) {
+    let count = data.len() - at;
+    if count >= lanes::<S>() {
+        store::<S>(data, at, value);
+    } else {
+        store_first::<S>(simd, data, at, count, value);
+    }
+}
+
 /// Loads `data[at..at + count]` (`count <= lanes`); the other lanes hold `fill`. A masked load
 /// and a select: built in a stack buffer, the vector's load waited on the pieces' stores (a
 /// failed store forward). The separable kernel's per-row y pass, forced on `sppf` NCHW (40-wide
