@@ -756,11 +756,15 @@ fn whole_windows_in_padded_blocks_on_every_level() {
 fn separable_bands_on_every_level() {
     // Channels-first separable max with x stride 1 runs a plane's rows in bands over a flat
     // padded block: several bands per plane (150x120), bands cut by the thread split, y strides
-    // and dilations, asymmetric padding, ceil mode, rows narrower than a vector.
+    // and dilations, asymmetric padding, ceil mode, rows narrower than a vector. 5x5 and 3x3
+    // with y stride 1 take output rows in pairs: bands of odd and even row counts.
     let descs = [
         PoolDesc::max(&[5, 5])
             .strides(&[1, 1])
             .padding(Padding::symmetric(&[2, 2])),
+        PoolDesc::max(&[3, 3])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[1, 1])),
         PoolDesc::max(&[5, 3])
             .strides(&[2, 1])
             .padding(Padding::explicit(&[1, 0], &[2, 1]))

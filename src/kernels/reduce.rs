@@ -260,6 +260,27 @@ pub(crate) fn any_nan<S: Simd>(simd: S, data: &[f32]) -> bool {
         || vectors.remainder().iter().any(|x| x.is_nan())
 }
 
+/// `to.copy_from_slice(from)`, and whether `from` holds a NaN: [`any_nan`] folded into a copy,
+/// so that the data is loaded once for both.
+#[inline(always)]
+pub(crate) fn copy_finding_nan<S: Simd>(simd: S, to: &mut [f32], from: &[f32]) -> bool {
+    use super::simd_io::{copy_pieces, lanes, load, store};
+    assert_eq!(to.len(), from.len(), "copy_finding_nan: lengths differ");
+    let lanes = lanes::<S>();
+    let mut to_vectors = to.chunks_exact_mut(lanes);
+    let mut from_vectors = from.chunks_exact(lanes);
+    let zero = simd.splat_f32s(0.0);
+    let mut numbers = simd.equal_f32s(zero, zero);
+    for (to, from) in (&mut to_vectors).zip(&mut from_vectors) {
+        let x = load::<S>(from, 0);
+        numbers = simd.and_m32s(numbers, simd.equal_f32s(x, x));
+        store::<S>(to, 0, x);
+    }
+    let rest = from_vectors.remainder();
+    copy_pieces(to_vectors.into_remainder(), rest);
+    simd.first_true_m32s(simd.not_m32s(numbers)) < lanes || rest.iter().any(|x| x.is_nan())
+}
+
 /// The max rule on x86 levels in three instructions: `maxps(x, running)` is
 /// `x > running ? x : running`, which is the rule except that a NaN `x` must replace the
 /// running value, so a NaN test on `x` (independent of the running value) selects it back. Two

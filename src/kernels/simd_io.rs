@@ -85,7 +85,7 @@ pub(crate) fn copy_short(to: &mut [f32], from: &[f32]) {
 /// full-vector store beside it into that call: a fixed-window row kernel spent 12-18 % of its
 /// time in `memcpy` storing whole vectors (`perf`, `profile_case nchw alexnet`).
 #[inline(always)]
-fn copy_pieces(to: &mut [f32], from: &[f32]) {
+pub(crate) fn copy_pieces(to: &mut [f32], from: &[f32]) {
     debug_assert!(to.len() == from.len() && to.len() <= 16);
     let mut done = 0;
     for piece in [16, 8, 4, 2, 1] {
