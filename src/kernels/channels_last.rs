@@ -407,7 +407,7 @@ fn probe_nan<S: Simd, const V: usize>(simd: S, accs: &mut [Acc<S>; V], pixel: &[
 
 /// Whether level `S` has a fused multiply-add instruction (x86-64-v3 and v4).
 #[inline(always)]
-fn has_fma<S: Simd>() -> bool {
+pub(crate) fn has_fma<S: Simd>() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use core::any::TypeId;
