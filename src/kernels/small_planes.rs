@@ -230,7 +230,7 @@ impl BlockWindows<'_> {
                 top: local * sy * self.width,
                 out: local * self.out_width,
                 divisor: if R::DIVIDES { divisors.rows[oy] } else { 1.0 },
-                columns: &divisors.columns,
+                columns: divisors.columns,
                 one,
             };
             let mut ox = 0;
