@@ -22,7 +22,7 @@ use pulp::{Simd, WithSimd};
 
 use super::fixed_window::PREFETCH_FROM;
 use super::prefetch::Prefetcher;
-use super::reduce::{Acc, MaxValue, Reducer};
+use super::reduce::{Acc, MaxValue, Reducer, has_fma};
 use super::simd_io::{lanes, load, load_first, store, store_first, store_indices};
 use crate::geometry::Taps;
 use crate::{Isa, Plan};
@@ -403,19 +403,6 @@ fn probe_nan<S: Simd, const V: usize>(simd: S, accs: &mut [Acc<S>; V], pixel: &[
         let probe = simd.add_f32s(pulp::cast(accs[V / 2].index), x);
         accs[V / 2].index = pulp::cast(probe);
     }
-}
-
-/// Whether level `S` has a fused multiply-add instruction (x86-64-v3 and v4).
-#[inline(always)]
-pub(crate) fn has_fma<S: Simd>() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::any::TypeId;
-        let level = TypeId::of::<S>();
-        level == TypeId::of::<pulp::x86::V3>() || level == TypeId::of::<pulp::x86::V4>()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// Finishes and stores `V` accumulators at `output[at..]`; the last one holds `width` lanes.

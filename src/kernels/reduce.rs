@@ -7,8 +7,6 @@ use pulp::Simd;
 
 use crate::plan::Reduction;
 
-pub(crate) use super::channels_last::has_fma;
-
 /// A running window result per lane: the value and, for max, the plane index of the chosen tap.
 #[derive(Clone, Copy)]
 pub(crate) struct Acc<S: Simd> {
@@ -260,6 +258,19 @@ pub(crate) fn any_nan<S: Simd>(simd: S, data: &[f32]) -> bool {
     }
     simd.first_true_m32s(simd.not_m32s(numbers)) < lanes
         || vectors.remainder().iter().any(|x| x.is_nan())
+}
+
+/// Whether level `S` has a fused multiply-add instruction (x86-64-v3 and v4).
+#[inline(always)]
+pub(crate) fn has_fma<S: Simd>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::TypeId;
+        let level = TypeId::of::<S>();
+        level == TypeId::of::<pulp::x86::V3>() || level == TypeId::of::<pulp::x86::V4>()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// 1.0 in every lane, hidden from the optimizer, on levels with a fused multiply-add (else

@@ -24,8 +24,7 @@ use std::ops::Range;
 use pulp::Simd;
 
 use super::channels_first::MAX_TAPS_X;
-use super::reduce::Acc;
-use super::reduce::{MaxOfNumbers, MaxValue, Reducer, copy_finding_nan};
+use super::reduce::{Acc, MaxOfNumbers, MaxValue, Reducer, copy_finding_nan};
 use super::scratch;
 use super::separable::{MAX_RING, MAX_RING_ELEMENTS, max_of_long_rows, max_of_rows};
 use super::simd_io::{copy_short, lanes, load, store, store_first};
