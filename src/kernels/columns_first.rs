@@ -1,16 +1,33 @@
 //! The two passes of the short-rows kernel's columns-first order (see
 //! `short_rows::columns_first`): the maxima of a window's rows column by column, then the x
 //! maxima of each output from that row of column maxima by deinterleaving loads.
+//!
+//! Both passes take the one-`maxps` max rule ([`MaxOfNumbers`]), exact where no NaN is read:
+//! the column pass, which reads every element, reports whether one is NaN (one unordered
+//! compare per two rows), and the caller computes that output row again the reference's way.
+//! The NaN-propagating rule in both passes (three instructions a tap, and a NaN test on every
+//! output) took longer: `alexnet` NCHW 154-157 against 139-141 µs (AMD EPYC Zen 1, v3,
+//! `profile_case nchw alexnet`, best of 5 alternated). Not checking a row twice where two
+//! windows share it (a carried flag) saved 1 µs more, not kept.
 
 use pulp::Simd;
 
-use super::reduce::{Acc, MaxValue, Reducer};
+use super::reduce::{Acc, MaxOfNumbers, Reducer};
 use super::simd_io::{lanes, load, load_deinterleaved, load_first, store, store_clipped};
 
+/// What the column pass read.
+pub(crate) struct Found {
+    /// An element is NaN (the maxima written are then not the rule's).
+    pub nan: bool,
+    /// An element is −0.
+    pub negative_zero: bool,
+}
+
 /// The maxima over `count` rows (from `first`, `stride` apart) of each of `width` columns,
-/// written to `to[..width]`, and whether any element read is −0. Where `whole` and the rows'
-/// vectors stay inside `input`, whole vectors are read past `width` (their extra columns are
-/// no output's taps); otherwise the last vector is a masked load, −∞ past `width`.
+/// written to `to[..width]`, by the one-`maxps` rule, and what was read. Where `whole` and the
+/// rows' vectors stay inside `input`, whole vectors are read past `width` (their extra columns
+/// are no output's taps, though a NaN there is reported); otherwise the last vector is a
+/// masked load, −∞ past `width`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn column_maxima<S: Simd>(
@@ -22,44 +39,55 @@ pub(crate) fn column_maxima<S: Simd>(
     width: usize,
     whole: bool,
     to: &mut [f32],
-) -> bool {
+) -> Found {
     let lanes = lanes::<S>();
     let span = width.div_ceil(lanes) * lanes;
     let in_place = whole && first + (count - 1) * stride + span <= input.len();
-    let lowest = if in_place && count == 3 {
-        let row = |r: usize| &input[first + r * stride..][..span];
-        let rows = [row(0), row(1), row(2)];
-        columns_of::<S, 3>(simd, rows, &mut to[..span])
-    } else if in_place && count == 2 {
-        let row = |r: usize| &input[first + r * stride..][..span];
-        let rows = [row(0), row(1)];
-        columns_of::<S, 2>(simd, rows, &mut to[..span])
-    } else {
-        columns_any::<S>(simd, input, first, count, stride, width, in_place, to)
+    let row = |r: usize| &input[first + r * stride..][..span];
+    let (lowest, nan) = match (in_place, count) {
+        (true, 3) => columns_of::<S, 3>(simd, [row(0), row(1), row(2)], &mut to[..span]),
+        (true, 2) => columns_of::<S, 2>(simd, [row(0), row(1)], &mut to[..span]),
+        _ => columns_any::<S>(simd, input, first, count, stride, width, in_place, to),
     };
-    any_lane(simd, simd.equal_i32s(lowest, simd.splat_i32s(i32::MIN)))
+    Found {
+        nan: any_lane(simd, simd.less_than_i32s(nan, simd.splat_i32s(0))),
+        negative_zero: any_lane(simd, simd.equal_i32s(lowest, simd.splat_i32s(i32::MIN))),
+    }
 }
 
-/// [`column_maxima`] over `N` rows of whole vectors; the lowest bit pattern read (as `i32`).
+/// [`column_maxima`] over `N` rows of whole vectors; the lowest bit pattern read (as `i32`)
+/// and all ones in the lanes where a NaN was read.
 #[inline(always)]
-fn columns_of<S: Simd, const N: usize>(simd: S, rows: [&[f32]; N], to: &mut [f32]) -> S::i32s {
+fn columns_of<S: Simd, const N: usize>(
+    simd: S,
+    rows: [&[f32]; N],
+    to: &mut [f32],
+) -> (S::i32s, S::i32s) {
     let lanes = lanes::<S>();
     let zero = simd.splat_u32s(0);
     let mut lowest = simd.splat_i32s(0);
+    let mut nan = simd.splat_i32s(0);
     for x in (0..to.len()).step_by(lanes) {
+        let mut values = [simd.splat_f32s(0.0); N];
+        for (value, row) in values.iter_mut().zip(&rows) {
+            *value = load::<S>(row, x);
+            lowest = simd.min_i32s(lowest, bytemuck::cast(*value));
+        }
+        // One unordered compare tests two rows.
+        for pair in values.chunks(2) {
+            let other = pair[pair.len() - 1];
+            nan = simd.or_i32s(nan, unordered(simd, pair[0], other));
+        }
         let mut acc = Acc {
-            value: load::<S>(rows[0], x),
+            value: values[0],
             index: zero,
         };
-        lowest = simd.min_i32s(lowest, bytemuck::cast(acc.value));
-        for row in &rows[1..] {
-            let v = load::<S>(row, x);
-            lowest = simd.min_i32s(lowest, bytemuck::cast(v));
-            acc = MaxValue.add(simd, acc, v, zero);
+        for &v in &values[1..] {
+            acc = MaxOfNumbers.add(simd, acc, v, zero);
         }
         store::<S>(to, x, acc.value);
     }
-    lowest
+    (lowest, nan)
 }
 
 /// [`column_maxima`] over any number of rows: whole vectors where `in_place`, else the last
@@ -75,10 +103,11 @@ fn columns_any<S: Simd>(
     width: usize,
     in_place: bool,
     to: &mut [f32],
-) -> S::i32s {
+) -> (S::i32s, S::i32s) {
     let lanes = lanes::<S>();
     let zero = simd.splat_u32s(0);
     let mut lowest = simd.splat_i32s(0);
+    let mut nan = simd.splat_i32s(0);
     for x in (0..width).step_by(lanes) {
         let n = if in_place {
             lanes
@@ -97,18 +126,40 @@ fn columns_any<S: Simd>(
                 load_first::<S>(simd, input, at, n, f32::NEG_INFINITY)
             };
             lowest = simd.min_i32s(lowest, bytemuck::cast(v));
+            nan = simd.or_i32s(nan, unordered(simd, v, v));
             acc = if r == 0 {
                 Acc {
                     value: v,
                     index: zero,
                 }
             } else {
-                MaxValue.add(simd, acc, v, zero)
+                MaxOfNumbers.add(simd, acc, v, zero)
             };
         }
         store::<S>(to, x, acc.value);
     }
-    lowest
+    (lowest, nan)
+}
+
+/// All ones in the lanes where `a` or `b` is NaN, else 0: one compare on x86.
+#[inline(always)]
+fn unordered<S: Simd>(simd: S, a: S::f32s, b: S::f32s) -> S::i32s {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        use core::arch::x86_64::{__m128, __m256, _CMP_UNORD_Q};
+        let token = &simd as &dyn Any;
+        if let Some(v3) = token.downcast_ref::<pulp::x86::V3>() {
+            let (a, b): (__m256, __m256) = (bytemuck::cast(a), bytemuck::cast(b));
+            return bytemuck::cast(v3.avx._mm256_cmp_ps::<_CMP_UNORD_Q>(a, b));
+        }
+        if let Some(v2) = token.downcast_ref::<pulp::x86::V2>() {
+            let (a, b): (__m128, __m128) = (bytemuck::cast(a), bytemuck::cast(b));
+            return bytemuck::cast(v2.sse._mm_cmpunord_ps(a, b));
+        }
+    }
+    let numbers = simd.and_m32s(simd.equal_f32s(a, a), simd.equal_f32s(b, b));
+    simd.select_i32s(numbers, simd.splat_i32s(0), simd.splat_i32s(-1))
 }
 
 /// Whether any lane of `mask` is set: one `movemask` on x86.
@@ -131,29 +182,21 @@ fn any_lane<S: Simd>(simd: S, mask: S::m32s) -> bool {
     simd.first_true_m32s(mask) < lanes::<S>()
 }
 
-/// What an x pass found in its results, for the caller to check its grouping.
-pub(crate) struct Doubt {
-    /// A lane is NaN.
-    pub nan: bool,
-    /// A lane is 0 or −0.
-    pub zero: bool,
-}
-
-/// The x pass over one row of column maxima (−∞ where the padding lies): each output's `KX`
-/// taps (at `2 ox`, `2 ox + 1`, `2 ox + 2` of the row) by the max rule, stored to `out`. Lanes
-/// past `out`'s end are checked too (a false alarm costs only a recomputation).
+/// The x pass over one row of column maxima (−∞ where the padding lies, no NaN): each output's
+/// `KX` taps (at `2 ox`, `2 ox + 1`, `2 ox + 2` of the row) by the one-`maxps` rule, stored to
+/// `out`. With `ZEROS`, whether a result is 0 or −0, lanes past `out`'s end included (a false
+/// alarm costs only a recomputation); without, `false`.
 #[inline(always)]
-pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize>(
+pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize, const ZEROS: bool>(
     simd: S,
     column: &[f32],
     out: &mut [f32],
-) -> Doubt {
+) -> bool {
     let lanes = lanes::<S>();
     let zero = simd.splat_u32s(0);
-    let rule = MaxValue;
+    let rule = MaxOfNumbers;
     let fzero = simd.splat_f32s(0.0);
-    let mut numbers = simd.equal_f32s(fzero, fzero);
-    let mut zeros = simd.not_m32s(numbers);
+    let mut zeros = simd.not_m32s(simd.equal_f32s(fzero, fzero));
     for v in 0..V {
         let at = 2 * v * lanes;
         let [t0, t1] = load_deinterleaved(simd, column, at);
@@ -167,12 +210,10 @@ pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize>(
             acc = rule.add(simd, acc, t2, zero);
         }
         let value = acc.value;
-        numbers = simd.and_m32s(numbers, simd.equal_f32s(value, value));
-        zeros = simd.or_m32s(zeros, simd.equal_f32s(value, fzero));
+        if ZEROS {
+            zeros = simd.or_m32s(zeros, simd.equal_f32s(value, fzero));
+        }
         store_clipped(simd, out, v * lanes, value);
     }
-    Doubt {
-        nan: any_lane(simd, simd.not_m32s(numbers)),
-        zero: any_lane(simd, zeros),
-    }
+    ZEROS && any_lane(simd, zeros)
 }

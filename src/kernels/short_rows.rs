@@ -19,8 +19,8 @@
 //! for each band of up to 16 output rows of one plane:
 //!     for each output row: columns[row][left + x] = max over the window rows of input[y][x]
 //!     for each output row: output = the max of columns at 2 ox, 2 ox + 1, 2 ox + 2
-//!         (deinterleaving loads); computed again as above if it holds a NaN, or a 0 where
-//!         the rows it read held a −0
+//!         (deinterleaving loads, one `maxps` a tap); computed again as above if its rows held
+//!         a NaN, or if a result is 0 and its rows held a −0
 //! ```
 //!
 //! Reading the input in place matters: a first version copied each row into a padded line and
@@ -336,11 +336,11 @@ const COLUMNS_FIRST_BELOW: usize = PREFETCH_FROM;
 /// one's window rows are reduced column by column (plain loads, a row of column maxima each,
 /// −∞ where the padding lies), then the x pass reads each row of maxima by deinterleaving loads.
 ///
-/// The grouping differs from the reference's (rows first), which changes the bits in two
-/// cases: a maximum of 0 where the window holds both 0 and −0 (the first in row-major order
-/// wins the tie), and windows with several NaNs of different bits (the last one is kept). An
-/// output row whose result holds a NaN, or a 0 where its rows held a −0, is computed again
-/// the reference's way ([`exact_row`]), so every result is the reference's.
+/// The grouping (rows first in the reference) and the rule differ from the reference's, which
+/// changes the bits in two cases: a maximum of 0 where the window holds both 0 and −0 (the first in row-major order
+/// wins the tie), and windows with a NaN (the one-`maxps` rule does not propagate it). An
+/// output row whose rows held a NaN, or with a result of 0 where its rows held a −0, is
+/// computed again the reference's way ([`exact_row`]), so every result is the reference's.
 #[inline(always)]
 fn columns_first<S: Simd, const KX: usize, const V: usize>(
     simd: S,
@@ -370,11 +370,11 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
             let (plane, oz, oy0) = (cursor.outer, cursor.oz, cursor.oy);
             let band = BAND.min(ay.output - oy0).min(rows.len() - local_row);
             let base = plane * strides[1] + oz * az.stride * strides[2];
-            let mut negative_zero = [false; BAND];
-            for b in 0..band {
+            let mut found = [(false, false); BAND];
+            for (b, found) in found[..band].iter_mut().enumerate() {
                 let ty = ay.taps_given_interior(oy0 + b, &y_interior);
                 let column = &mut columns[b * row_len..][..row_len];
-                negative_zero[b] = column_maxima::<S>(
+                let read = column_maxima::<S>(
                     simd,
                     input,
                     base + ty.first * strides[3],
@@ -384,12 +384,18 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
                     whole,
                     &mut column[left..],
                 );
+                *found = (read.nan, read.negative_zero);
             }
-            for (b, &negative_zero) in negative_zero[..band].iter().enumerate() {
+            for (b, &(nan, negative_zero)) in found[..band].iter().enumerate() {
                 let column = &columns[b * row_len..][..row_len];
                 let out = &mut output[(local_row + b) * ax.output..][..ax.output];
-                let doubt = x_maxima::<S, KX, V>(simd, column, out);
-                if doubt.nan || (doubt.zero && negative_zero) {
+                let doubt = nan
+                    || if negative_zero {
+                        x_maxima::<S, KX, V, true>(simd, column, out)
+                    } else {
+                        x_maxima::<S, KX, V, false>(simd, column, out)
+                    };
+                if doubt {
                     let ty = ay.taps_given_interior(oy0 + b, &y_interior);
                     exact_row::<S, KX, V>(
                         simd,
