@@ -599,13 +599,14 @@ fn channels_last_flagged_max_on_every_level() {
 #[test]
 fn short_rows_columns_first_on_every_level() {
     // 3-wide max windows with x stride 2 on short rows of inputs that stay in cache reduce
-    // each window's rows column by column, then x. That grouping can change which of 0 and −0,
-    // or which NaN, a window returns, so an output row with a NaN, or a 0 where its rows held
-    // a −0, is computed again rows first. Inputs per shape: the usual values (NaN and −0 in
-    // most rows); finite values without −0 (every row kept); the same with −0 (0 ties of both
-    // signs, computed again where the maximum is 0); only 0, −0, −1 and −∞ (maxima of 0 in
-    // most windows); NaNs of several payloads in a fifth of the elements; and one NaN in a few
-    // rows (y mod 8 = 1 or 4), which some windows share with the window before and some not.
+    // each window's rows column by column, then x, by the one-`maxps` rule. That can change
+    // which of 0 and −0 a window returns, and loses NaNs, so an output row whose rows held a
+    // NaN, or with a 0 where its rows held a −0, is computed again rows first. Inputs per
+    // shape: the usual values (NaN and −0 in most rows); finite values without −0 (every row
+    // kept); the same with −0 (0 ties of both signs, computed again where the maximum is 0);
+    // only 0, −0, −1 and −∞ (maxima of 0 in most windows); NaNs of several payloads in a fifth
+    // of the elements; and one NaN in a few rows (y mod 8 = 1 or 4), so that the output rows
+    // whose windows hold one are computed again and their neighbours are not.
     let descs = [
         PoolDesc::max(&[3, 3])
             .strides(&[2, 2])

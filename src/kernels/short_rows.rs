@@ -336,11 +336,12 @@ const COLUMNS_FIRST_BELOW: usize = PREFETCH_FROM;
 /// one's window rows are reduced column by column (plain loads, a row of column maxima each,
 /// −∞ where the padding lies), then the x pass reads each row of maxima by deinterleaving loads.
 ///
-/// The grouping (rows first in the reference) and the rule differ from the reference's, which
-/// changes the bits in two cases: a maximum of 0 where the window holds both 0 and −0 (the first in row-major order
-/// wins the tie), and windows with a NaN (the one-`maxps` rule does not propagate it). An
-/// output row whose rows held a NaN, or with a result of 0 where its rows held a −0, is
-/// computed again the reference's way ([`exact_row`]), so every result is the reference's.
+/// The grouping (the reference reduces rows first) and the rule differ from the reference's,
+/// which changes the bits in two cases: a maximum of 0 where the window holds both 0 and −0
+/// (the first in row-major order wins the tie), and windows with a NaN (the one-`maxps` rule
+/// does not propagate it). An output row whose rows held a NaN, or with a result of 0 where
+/// its rows held a −0, is computed again the reference's way ([`exact_row`]), so every result
+/// is the reference's.
 #[inline(always)]
 fn columns_first<S: Simd, const KX: usize, const V: usize>(
     simd: S,
