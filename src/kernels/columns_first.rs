@@ -23,6 +23,17 @@ pub(crate) struct Found {
     pub negative_zero: bool,
 }
 
+impl Found {
+    /// From the lowest bit pattern read (as `i32`) and a vector with all ones where a NaN was.
+    #[inline(always)]
+    fn of<S: Simd>(simd: S, lowest: S::i32s, nan: S::i32s) -> Self {
+        Found {
+            nan: any_lane(simd, simd.less_than_i32s(nan, simd.splat_i32s(0))),
+            negative_zero: any_lane(simd, simd.equal_i32s(lowest, simd.splat_i32s(i32::MIN))),
+        }
+    }
+}
+
 /// The maxima over `count` rows (from `first`, `stride` apart) of each of `width` columns,
 /// written to `to[..width]`, by the one-`maxps` rule, and what was read. Where `whole` and the
 /// rows' vectors stay inside `input`, whole vectors are read past `width` (their extra columns
@@ -49,10 +60,58 @@ pub(crate) fn column_maxima<S: Simd>(
         (true, 2) => columns_of::<S, 2>(simd, [row(0), row(1)], &mut to[..span]),
         _ => columns_any::<S>(simd, input, first, count, stride, width, in_place, to),
     };
-    Found {
-        nan: any_lane(simd, simd.less_than_i32s(nan, simd.splat_i32s(0))),
-        negative_zero: any_lane(simd, simd.equal_i32s(lowest, simd.splat_i32s(i32::MIN))),
+    Found::of(simd, lowest, nan)
+}
+
+/// [`column_maxima`] for two 3-row windows, the second starting at the first's last row (a
+/// y stride of 2): the 5 rows (from `first`, `stride` apart) are read once, the maxima of rows
+/// 0-2 written to `top` and of rows 2-4 to `bottom`, and what the 5 rows held returned for
+/// both. `None`, with nothing written, unless `whole` and the rows' whole vectors lie inside
+/// `input`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn column_maxima_pair<S: Simd>(
+    simd: S,
+    input: &[f32],
+    first: usize,
+    stride: usize,
+    width: usize,
+    whole: bool,
+    top: &mut [f32],
+    bottom: &mut [f32],
+) -> Option<Found> {
+    let lanes = lanes::<S>();
+    let span = width.div_ceil(lanes) * lanes;
+    if !whole || first + 4 * stride + span > input.len() {
+        return None;
     }
+    let row = |r: usize| &input[first + r * stride..][..span];
+    let rows = [row(0), row(1), row(2), row(3), row(4)];
+    let (top, bottom) = (&mut top[..span], &mut bottom[..span]);
+    let zero = simd.splat_u32s(0);
+    let mut lowest = simd.splat_i32s(0);
+    let mut nan = simd.splat_i32s(0);
+    for x in (0..span).step_by(lanes) {
+        let mut values = [simd.splat_f32s(0.0); 5];
+        for (value, row) in values.iter_mut().zip(&rows) {
+            *value = load::<S>(row, x);
+            lowest = simd.min_i32s(lowest, bytemuck::cast(*value));
+        }
+        nan = simd.or_i32s(nan, unordered(simd, values[0], values[1]));
+        nan = simd.or_i32s(nan, unordered(simd, values[2], values[3]));
+        nan = simd.or_i32s(nan, unordered(simd, values[4], values[4]));
+        for (to, window) in [(&mut *top, &values[..3]), (&mut *bottom, &values[2..])] {
+            let mut acc = Acc {
+                value: window[0],
+                index: zero,
+            };
+            for &v in &window[1..] {
+                acc = MaxOfNumbers.add(simd, acc, v, zero);
+            }
+            store::<S>(to, x, acc.value);
+        }
+    }
+    Some(Found::of(simd, lowest, nan))
 }
 
 /// [`column_maxima`] over `N` rows of whole vectors; the lowest bit pattern read (as `i32`)

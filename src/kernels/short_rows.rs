@@ -18,6 +18,7 @@
 //! ```text
 //! for each band of up to 16 output rows of one plane:
 //!     for each output row: columns[row][left + x] = max over the window rows of input[y][x]
+//!         (two 3-row windows y stride 2 apart in one loop, their shared row read once)
 //!     for each output row: output = the max of columns at 2 ox, 2 ox + 1, 2 ox + 2
 //!         (deinterleaving loads, one `maxps` a tap); computed again as above if its rows held
 //!         a NaN, or if a result is 0 and its rows held a −0
@@ -45,7 +46,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
-use super::columns_first::{column_maxima, x_maxima};
+use super::columns_first::{column_maxima, column_maxima_pair, x_maxima};
 use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, MaxValue, Reducer};
@@ -372,20 +373,46 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
             let band = BAND.min(ay.output - oy0).min(rows.len() - local_row);
             let base = plane * strides[1] + oz * az.stride * strides[2];
             let mut found = [(false, false); BAND];
-            for (b, found) in found[..band].iter_mut().enumerate() {
+            let mut b = 0;
+            while b < band {
                 let ty = ay.taps_given_interior(oy0 + b, &y_interior);
-                let column = &mut columns[b * row_len..][..row_len];
+                let start = base + ty.first * strides[3];
+                let (column, next) = columns[b * row_len..].split_at_mut(row_len);
+                // Two windows whose rows follow on (y stride 2) read their shared row once.
+                let pair = b + 1 < band && ty.count == 3 && {
+                    let next_ty = ay.taps_given_interior(oy0 + b + 1, &y_interior);
+                    next_ty.count == 3 && next_ty.first == ty.first + 2
+                };
+                if pair {
+                    let read = column_maxima_pair::<S>(
+                        simd,
+                        input,
+                        start,
+                        strides[3],
+                        width,
+                        whole,
+                        &mut column[left..],
+                        &mut next[left..row_len],
+                    );
+                    if let Some(read) = read {
+                        found[b] = (read.nan, read.negative_zero);
+                        found[b + 1] = found[b];
+                        b += 2;
+                        continue;
+                    }
+                }
                 let read = column_maxima::<S>(
                     simd,
                     input,
-                    base + ty.first * strides[3],
+                    start,
                     ty.count,
                     strides[3],
                     width,
                     whole,
                     &mut column[left..],
                 );
-                *found = (read.nan, read.negative_zero);
+                found[b] = (read.nan, read.negative_zero);
+                b += 1;
             }
             for (b, &(nan, negative_zero)) in found[..band].iter().enumerate() {
                 let column = &columns[b * row_len..][..row_len];
