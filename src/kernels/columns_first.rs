@@ -88,28 +88,12 @@ pub(crate) fn column_maxima_pair<S: Simd>(
     let row = |r: usize| &input[first + r * stride..][..span];
     let rows = [row(0), row(1), row(2), row(3), row(4)];
     let (top, bottom) = (&mut top[..span], &mut bottom[..span]);
-    let zero = simd.splat_u32s(0);
     let mut lowest = simd.splat_i32s(0);
     let mut nan = simd.splat_i32s(0);
     for x in (0..span).step_by(lanes) {
-        let mut values = [simd.splat_f32s(0.0); 5];
-        for (value, row) in values.iter_mut().zip(&rows) {
-            *value = load::<S>(row, x);
-            lowest = simd.min_i32s(lowest, bytemuck::cast(*value));
-        }
-        nan = simd.or_i32s(nan, unordered(simd, values[0], values[1]));
-        nan = simd.or_i32s(nan, unordered(simd, values[2], values[3]));
-        nan = simd.or_i32s(nan, unordered(simd, values[4], values[4]));
-        for (to, window) in [(&mut *top, &values[..3]), (&mut *bottom, &values[2..])] {
-            let mut acc = Acc {
-                value: window[0],
-                index: zero,
-            };
-            for &v in &window[1..] {
-                acc = MaxOfNumbers.add(simd, acc, v, zero);
-            }
-            store::<S>(to, x, acc.value);
-        }
+        let values = load_rows(simd, &rows, x, &mut lowest, &mut nan);
+        store::<S>(top, x, max_of(simd, &values[..3]));
+        store::<S>(bottom, x, max_of(simd, &values[2..]));
     }
     Some(Found::of(simd, lowest, nan))
 }
@@ -123,30 +107,49 @@ fn columns_of<S: Simd, const N: usize>(
     to: &mut [f32],
 ) -> (S::i32s, S::i32s) {
     let lanes = lanes::<S>();
-    let zero = simd.splat_u32s(0);
     let mut lowest = simd.splat_i32s(0);
     let mut nan = simd.splat_i32s(0);
     for x in (0..to.len()).step_by(lanes) {
-        let mut values = [simd.splat_f32s(0.0); N];
-        for (value, row) in values.iter_mut().zip(&rows) {
-            *value = load::<S>(row, x);
-            lowest = simd.min_i32s(lowest, bytemuck::cast(*value));
-        }
-        // One unordered compare tests two rows.
-        for pair in values.chunks(2) {
-            let other = pair[pair.len() - 1];
-            nan = simd.or_i32s(nan, unordered(simd, pair[0], other));
-        }
-        let mut acc = Acc {
-            value: values[0],
-            index: zero,
-        };
-        for &v in &values[1..] {
-            acc = MaxOfNumbers.add(simd, acc, v, zero);
-        }
-        store::<S>(to, x, acc.value);
+        let values = load_rows(simd, &rows, x, &mut lowest, &mut nan);
+        store::<S>(to, x, max_of(simd, &values));
     }
     (lowest, nan)
+}
+
+/// The vectors at `x` of `rows`, folding their lowest bit pattern (as `i32`) into `lowest` and
+/// all ones where one is NaN into `nan`.
+#[inline(always)]
+fn load_rows<S: Simd, const N: usize>(
+    simd: S,
+    rows: &[&[f32]; N],
+    x: usize,
+    lowest: &mut S::i32s,
+    nan: &mut S::i32s,
+) -> [S::f32s; N] {
+    let mut values = [simd.splat_f32s(0.0); N];
+    for (value, row) in values.iter_mut().zip(rows) {
+        *value = load::<S>(row, x);
+        *lowest = simd.min_i32s(*lowest, bytemuck::cast(*value));
+    }
+    // One unordered compare tests two rows.
+    for pair in values.chunks(2) {
+        *nan = simd.or_i32s(*nan, unordered(simd, pair[0], pair[pair.len() - 1]));
+    }
+    values
+}
+
+/// The maximum of `values` in order by the one-`maxps` rule.
+#[inline(always)]
+fn max_of<S: Simd>(simd: S, values: &[S::f32s]) -> S::f32s {
+    let zero = simd.splat_u32s(0);
+    let mut acc = Acc {
+        value: values[0],
+        index: zero,
+    };
+    for &v in &values[1..] {
+        acc = MaxOfNumbers.add(simd, acc, v, zero);
+    }
+    acc.value
 }
 
 /// [`column_maxima`] over any number of rows: whole vectors where `in_place`, else the last
