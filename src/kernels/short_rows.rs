@@ -46,7 +46,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
-use super::columns_first::{column_maxima, column_maxima_pair, x_maxima};
+use super::columns_first::{Found, column_maxima, column_maxima_pair, x_maxima};
 use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, MaxValue, Reducer};
@@ -251,10 +251,12 @@ impl<S: Simd, const V: usize> XTaps<S, V> {
         let zero = simd.splat_u32s(0);
         let rule = MaxValue;
         let padding = simd.splat_f32s(f32::NEG_INFINITY);
+        // Sliced to a constant length (the `reach`) once, so that the loads need no checks.
+        let data = &data[origin..][..2 * V * lanes + 2];
         // Loops, not `array::from_fn`: closures are compiled without the level's target features.
         let mut maxima = [padding; V];
         for (v, max) in maxima.iter_mut().enumerate() {
-            let at = origin + 2 * v * lanes;
+            let at = 2 * v * lanes;
             let [mut t0, mut t1] = load_deinterleaved(simd, data, at);
             let [mut t2, _] = if KX == 3 {
                 load_deinterleaved(simd, data, at + 2)
@@ -372,7 +374,7 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
             let (plane, oz, oy0) = (cursor.outer, cursor.oz, cursor.oy);
             let band = BAND.min(ay.output - oy0).min(rows.len() - local_row);
             let base = plane * strides[1] + oz * az.stride * strides[2];
-            let mut found = [(false, false); BAND];
+            let mut found = [Found::default(); BAND];
             let mut b = 0;
             while b < band {
                 let ty = ay.taps_given_interior(oy0 + b, &y_interior);
@@ -395,8 +397,8 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
                         &mut next[left..row_len],
                     );
                     if let Some(read) = read {
-                        found[b] = (read.nan, read.negative_zero);
-                        found[b + 1] = found[b];
+                        found[b] = read;
+                        found[b + 1] = read;
                         b += 2;
                         continue;
                     }
@@ -411,14 +413,14 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
                     whole,
                     &mut column[left..],
                 );
-                found[b] = (read.nan, read.negative_zero);
+                found[b] = read;
                 b += 1;
             }
-            for (b, &(nan, negative_zero)) in found[..band].iter().enumerate() {
+            for (b, read) in found[..band].iter().enumerate() {
                 let column = &columns[b * row_len..][..row_len];
                 let out = &mut output[(local_row + b) * ax.output..][..ax.output];
-                let doubt = nan
-                    || if negative_zero {
+                let doubt = read.nan()
+                    || if read.negative_zero() {
                         x_maxima::<S, KX, V, true>(simd, column, out)
                     } else {
                         x_maxima::<S, KX, V, false>(simd, column, out)
