@@ -93,19 +93,16 @@ const PREFETCH_GROUPS: usize = 4;
 /// Pairs of groups between the pair being summed and the one prefetched to L1, in the
 /// transposed loop, which runs faster than the portable one and needs its data earlier.
 /// Measured with `profile_case nchw global` (32 x 2048 planes of 7x7, best of 8 alternated
-/// runs, Xeon, v4): 2 pairs 630 µs, 4 pairs 575 µs, 8 pairs 660 µs. On an AMD EPYC (Zen 1,
-/// v3) 2 and 4 pairs ran alike (1.72 against 1.77 ms, best of 3), and 2 pairs with the L2
-/// requests of [`PREFETCH_L2_AHEAD`] ran best.
+/// runs, Xeon, v4): 2 pairs 630 µs, 4 pairs 575 µs, 8 pairs 660 µs. On an AMD EPYC Zen 3
+/// (v3, best of 5 alternated): 1 pair 489 µs, 2 pairs 476-487, 4 pairs 498.
+///
+/// Sessions 17-24 also asked for the data 32 pairs ahead into L2 (`_MM_HINT_T1`): on an AMD
+/// EPYC Zen 1, whose 8 MiB L3 slices do not hold this 12.8 MB input, that ran 1.48-1.60 ms
+/// against 1.70-1.78 ms without. On the Zen 3 (32 MiB L3: the input stays there between
+/// calls, as a layer's output usually does) every L2 distance tried cost a third more: 649-685
+/// µs with 32 pairs, 666 with 8, 690 with 16, 689 with 128, against 476-498 µs without
+/// (best of 5 alternated, three series; two threads 359 against 293 µs). Removed.
 const PREFETCH_PAIRS: usize = 2;
-
-/// Elements between the pair being summed and the data asked into L2, further ahead than the
-/// L1 requests: 32 pairs of 7x7 planes (98 KiB, a fifth of a 512 KiB L2), as a distance in
-/// memory so that larger planes do not reach past L2. The same command on the Zen 1 machine
-/// (best of 3-4 alternated runs): 4 pairs to L1 only 1.70-1.78 ms, 2 pairs to L1 with 8, 32,
-/// 64 or 128 pairs to L2 1.55-1.61, 1.48-1.60, 1.53-1.56 and 1.51 ms; at 2 threads (`PAR=1`)
-/// 4 pairs to L1 only 1.18 ms, 2 pairs with 32 to L2 0.89 ms. No prefetch at all: 2.28 ms. `BATCH=4` (1.6 MB, below
-/// [`PREFETCH_FROM`]) is unchanged.
-const PREFETCH_L2_AHEAD: usize = 32 * 16 * 49;
 
 /// Plan inputs from this many elements (8 MiB) prefetch. Measured with `BATCH=n profile_case
 /// nchw global` (n x 2048 planes of 7x7, without and with prefetching alternated, 2-4 runs):
@@ -201,8 +198,6 @@ fn sum_planes_transposed<R: Reducer>(
     for (p, (pair, out)) in (&mut pairs).zip(&mut outputs).enumerate() {
         let ahead = ((2 * (p + PREFETCH_PAIRS)) * group_len).min(planes.len());
         prefetcher.fetch(&planes[ahead..], 2 * group_len);
-        let far = (2 * p * group_len + PREFETCH_L2_AHEAD).min(planes.len());
-        prefetcher.fetch_l2(&planes[far..], 2 * group_len);
         let (first, second) = pair.split_at(group_len);
         let first = rows_of(first, 0, plane_len, plane_len);
         let second = rows_of(second, 0, plane_len, plane_len);

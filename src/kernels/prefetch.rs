@@ -28,15 +28,6 @@ impl Prefetcher {
         let _ = (self, data, len);
     }
 
-    /// The same with the L2 hint (`_MM_HINT_T1`), for requests far enough ahead that L1 would
-    /// not keep them.
-    #[inline(always)]
-    pub(crate) fn fetch_l2(self, data: &[f32], len: usize) {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
-        self.request::<{ core::arch::x86_64::_MM_HINT_T1 }>(data, len);
-        let _ = (self, data, len);
-    }
-
     /// One request with `HINT` per cache line of `data[..len]`.
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     #[inline(always)]
