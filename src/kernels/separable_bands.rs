@@ -182,7 +182,7 @@ impl Passes<'_> {
 /// left, see [`super::separable`]), and each is stored straight to `out`. `h` holds a vector of
 /// slack past its last row, `middle` at least a row's whole vectors.
 ///
-/// Each step is a loop over two or three rows' vectors (`fold_rows`, `fold_pair`): indexing
+/// Each step is a loop over two or three rows' vectors (`fold_pair`, `fold_into`): indexing
 /// the pair's rows at `t * pitch + x` in one loop cost two bounds checks a load (`sppf` NCHW
 /// ran 72 instructions a vector for 13 of work), and an array of the rows' slices went to the
 /// stack. `profile_case nchw sppf` (AMD EPYC Zen 3, v3, best of 8 alternated, twice): 312 and
@@ -207,16 +207,9 @@ fn row_pairs<S: Simd, R: Reducer, const K: usize>(
         // The pair's K + 1 h rows (a lone last row: its K), from the pair's first.
         let rows = if paired { K + 1 } else { K };
         let data = &h[2 * pair * pitch..][..(rows - 1) * pitch + span];
-        fold_rows::<S, R>(
-            simd,
-            rule,
-            middle,
-            &data[pitch..][..span],
-            &data[2 * pitch..][..span],
-        );
+        fold_pair::<S, R>(simd, rule, middle, &data[pitch..], &data[2 * pitch..]);
         for t in 3..K {
-            let row = &data[t * pitch..][..span];
-            fold_rows::<S, R>(simd, rule, middle, row, &[]);
+            fold_into::<S, R>(simd, rule, middle, &data[t * pitch..][..span]);
         }
         let middle = &*middle;
         fold_pair::<S, R>(simd, rule, first, &data[..span], middle);
@@ -226,29 +219,21 @@ fn row_pairs<S: Simd, R: Reducer, const K: usize>(
     }
 }
 
-/// `to = rule(to, a)` vector by vector, or where `b` is not empty, `to = rule(a, b)`: whole
-/// vectors (`to`, `a` and `b` are as long).
+/// `to = rule(to, a)` vector by vector (`to` holds whole vectors, `a` is as long).
 #[inline(always)]
-fn fold_rows<S: Simd, R: Reducer>(simd: S, rule: R, to: &mut [f32], a: &[f32], b: &[f32]) {
+fn fold_into<S: Simd, R: Reducer>(simd: S, rule: R, to: &mut [f32], a: &[f32]) {
     let lanes = lanes::<S>();
-    let (a, b) = (
-        &a[..to.len()],
-        &b[..if b.is_empty() { 0 } else { to.len() }],
-    );
+    let a = &a[..to.len()];
     let mut x = 0;
     while x + lanes <= to.len() {
-        let value = if b.is_empty() {
-            fold(simd, rule, load::<S>(to, x), load::<S>(a, x))
-        } else {
-            fold(simd, rule, load::<S>(a, x), load::<S>(b, x))
-        };
+        let value = fold(simd, rule, load::<S>(to, x), load::<S>(a, x));
         store::<S>(to, x, value);
         x += lanes;
     }
 }
 
-/// One output row, `out = rule(a, b)`: `a` and `b` hold whole vectors as far as `out` reaches;
-/// the last vector of `out` may be partial.
+/// `out = rule(a, b)` vector by vector: `a` and `b` hold whole vectors as far as `out` reaches;
+/// the last vector of `out` (an output row) may be partial.
 #[inline(always)]
 fn fold_pair<S: Simd, R: Reducer>(simd: S, rule: R, out: &mut [f32], a: &[f32], b: &[f32]) {
     let lanes = lanes::<S>();
