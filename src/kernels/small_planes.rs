@@ -254,13 +254,29 @@ impl BlockWindows<'_> {
         ox: usize,
     ) {
         let accs = self.windows::<S, R, K, SX, N>(simd, rule, row.top + ox * SX, row.one);
+        // The group's divisor factors and results sliced once: one bounds check each per
+        // group, not per output.
+        let lanes = lanes::<S>();
+        let columns = if R::DIVIDES {
+            &row.columns[ox..][..N]
+        } else {
+            &[]
+        };
+        let at = (row.out + ox) * lanes;
+        let values = &mut self.values[at..][..N * lanes];
         for (j, acc) in accs.into_iter().enumerate() {
             let divisor = if R::DIVIDES {
-                row.divisor * row.columns[ox + j]
+                simd.splat_f32s(row.divisor * columns[j])
             } else {
-                1.0
+                simd.splat_f32s(1.0)
             };
-            self.finish(simd, rule, acc, row.out + ox + j, divisor);
+            store::<S>(values, j * lanes, rule.finish(simd, acc, divisor));
+        }
+        if R::TRACKS_INDEX {
+            let chosen = &mut self.chosen[at..][..N * lanes];
+            for (j, acc) in accs.into_iter().enumerate() {
+                store::<S>(chosen, j * lanes, bytemuck::cast(acc.index));
+            }
         }
     }
 
