@@ -176,11 +176,14 @@ pub(crate) fn flags_nan(plan: &Plan<f32>, isa: Isa) -> bool {
     x86 && plan.axes.iter().map(|axis| axis.kernel).product::<usize>() > 4
 }
 
-/// 2 when the plan's windows are 2x2 ones in 2-D (or 1x2x2 in 3-D) with no dilation, else 0:
-/// their whole windows then run with compile-time tap loops. Measured with `profile_case nhwc
-/// <case>` (AMD EPYC, v3; best of 5 alternated runs, before against after): `tiny` 0.545 to
-/// 0.455 µs, `vgg` 7.39 to 7.23 ms. The same for 3x3 windows was slower: `resnet` 329 to
-/// 350 µs, `alexnet` 111 to 115 µs, `train` 3.32 to 3.49 ms.
+/// The window size when the plan's windows are 2x2 ones in 2-D (or 1x2x2 in 3-D), or 3x3 ones
+/// of a rule that `sums`, with no dilation, else 0: their whole windows then run with
+/// compile-time tap loops. Measured with `profile_case nhwc <case>` (AMD EPYC, v3; best of 5
+/// alternated runs, before against after): `tiny` 0.545 to 0.455 µs, `vgg` 7.39 to 7.23 ms.
+/// 3x3 max windows were slower on a Zen 1 (`resnet` 329 to 350 µs, `alexnet` 111 to 115 µs,
+/// `train` 3.32 to 3.49 ms) and take more instructions with today's flagged max on a Zen 3
+/// (`resnet` 1.69 to 1.78 million a call, `alexnet` 636 to 685 thousand); 3x3 sums take
+/// fewer: `inception` 2.02 to 1.64 million (cachegrind; time within the VM's noise).
 fn square_window(plan: &Plan<f32>, sums: bool) -> usize {
     let [az, ay, ax] = &plan.axes;
     let flat_z = az.kernel == 1 && az.dilation == 1;

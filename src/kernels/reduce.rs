@@ -161,6 +161,12 @@ impl Reducer for MaxOfNumbers {
         MaxValue.add(simd, acc, x, index)
     }
 
+    /// The first tap itself, as for [`MaxValue`] (the taps hold no NaN).
+    #[inline(always)]
+    fn first<S: Simd>(self, simd: S, x: S::f32s, index: S::u32s) -> Acc<S> {
+        MaxValue.first(simd, x, index)
+    }
+
     #[inline(always)]
     fn finish<S: Simd>(self, _simd: S, acc: Acc<S>, _divisor: S::f32s) -> S::f32s {
         acc.value

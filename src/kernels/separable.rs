@@ -489,9 +489,69 @@ fn h_row_channels_last<S: Simd>(
             *start = (tx.first + ix * ax.dilation) * channels;
         }
         let out = &mut h[ox * channels..][..channels];
-        max_of_rows_given(simd, nan, row, &starts[..tx.count], out);
+        // 3- and 5-tap windows (`sppf`'s 5x5) with their tap loops unrolled.
+        match tx.count {
+            3 => max_of_n_rows_given::<S, 3>(simd, nan, row, &starts, out),
+            5 => max_of_n_rows_given::<S, 5>(simd, nan, row, &starts, out),
+            count => max_of_rows_given(simd, nan, row, &starts[..count], out),
+        }
     }
     nan
+}
+
+/// [`max_of_rows_given`] over exactly `N` sources (`starts[..N]`): the sources' loop unrolled
+/// and the first source taken as the start of each block (one fold fewer than from −∞, the
+/// same bits: [`Reducer::first`]).
+#[inline(always)]
+fn max_of_n_rows_given<S: Simd, const N: usize>(
+    simd: S,
+    nan: bool,
+    data: &[f32],
+    starts: &[usize; MAX_TAPS_X],
+    out: &mut [f32],
+) {
+    let starts: &[usize; N] = starts[..N].try_into().expect("N <= MAX_TAPS_X");
+    if nan {
+        max_of_n_rows(simd, MaxValue, data, starts, out);
+    } else {
+        max_of_n_rows(simd, MaxOfNumbers, data, starts, out);
+    }
+}
+
+/// [`max_of_rows`] over exactly `N` sources, whole 8-vector blocks unrolled (see
+/// [`max_of_n_rows_given`]); the rest as [`max_of_rows`].
+#[inline(always)]
+fn max_of_n_rows<S: Simd, R: Reducer, const N: usize>(
+    simd: S,
+    rule: R,
+    data: &[f32],
+    starts: &[usize; N],
+    out: &mut [f32],
+) {
+    let lanes = lanes::<S>();
+    let zero = simd.splat_u32s(0);
+    let mut i = 0;
+    while i + 8 * lanes <= out.len() {
+        let first = &data[starts[0] + i..][..8 * lanes];
+        let mut accs = [rule.init(simd, zero); 8];
+        for (v, acc) in accs.iter_mut().enumerate() {
+            *acc = rule.first(simd, load::<S>(first, v * lanes), zero);
+        }
+        for &start in &starts[1..] {
+            let block = &data[start + i..][..8 * lanes];
+            for (v, acc) in accs.iter_mut().enumerate() {
+                *acc = rule.add(simd, *acc, load::<S>(block, v * lanes), zero);
+            }
+        }
+        let mut values = [simd.splat_f32s(0.0); 8];
+        for (value, acc) in values.iter_mut().zip(&accs) {
+            *value = acc.value;
+        }
+        store_block::<S, 8>(out, i, &values);
+        i += 8 * lanes;
+    }
+    // data[s + i + j] is (&data[i..])[s + j].
+    max_of_rows(simd, rule, &data[i..], starts, &mut out[i..]);
 }
 
 /// The channels-first row buffer (padded, split by phase) and where each x tap reads in it.
