@@ -588,15 +588,23 @@ fn max_of_n_rows<S: Simd, R: Reducer, const N: usize>(
 ) {
     let lanes = lanes::<S>();
     let zero = simd.splat_u32s(0);
+    // Each source sliced to the output's length once, so that the blocks' loads need no
+    // checks (`sppf` NHWC: 1.59 M against 1.74 M instructions a call; 221 against 227 µs, best
+    // of 6 alternated).
+    let len = out.len();
+    let mut sources = [&data[..0]; N];
+    for (source, &start) in sources.iter_mut().zip(starts) {
+        *source = &data[start..][..len];
+    }
     let mut i = 0;
-    while i + 8 * lanes <= out.len() {
-        let first = &data[starts[0] + i..][..8 * lanes];
+    while i + 8 * lanes <= len {
+        let first = &sources[0][i..][..8 * lanes];
         let mut accs = [rule.init(simd, zero); 8];
         for (v, acc) in accs.iter_mut().enumerate() {
             *acc = rule.first(simd, load::<S>(first, v * lanes), zero);
         }
-        for &start in &starts[1..] {
-            let block = &data[start + i..][..8 * lanes];
+        for source in &sources[1..] {
+            let block = &source[i..][..8 * lanes];
             for (v, acc) in accs.iter_mut().enumerate() {
                 *acc = rule.add(simd, *acc, load::<S>(block, v * lanes), zero);
             }
