@@ -271,9 +271,23 @@ pub(super) fn max_of_long_rows<S: Simd, R: Reducer>(
 ) {
     let len = out.len();
     let done = match *starts {
-        [a, b, c] => whole_blocks(simd, rule, [a, b, c].map(|s| &data[s..][..len]), out),
+        // Array literals, not `map`: through the closure the compiler lost the slices'
+        // lengths and checked every block's loads. With them and the first source taken as
+        // the start: `sppf` NCHW 2.70 M against 2.87 M instructions a call, 270 against
+        // 303 µs (`profile_case nchw sppf`, best of 6 alternated).
+        [a, b, c] => {
+            let sources = [&data[a..][..len], &data[b..][..len], &data[c..][..len]];
+            whole_blocks(simd, rule, sources, out)
+        }
         [a, b, c, d, e] => {
-            whole_blocks(simd, rule, [a, b, c, d, e].map(|s| &data[s..][..len]), out)
+            let sources = [
+                &data[a..][..len],
+                &data[b..][..len],
+                &data[c..][..len],
+                &data[d..][..len],
+                &data[e..][..len],
+            ];
+            whole_blocks(simd, rule, sources, out)
         }
         _ => 0,
     };
@@ -293,9 +307,14 @@ fn whole_blocks<S: Simd, R: Reducer, const N: usize>(
     let zero = simd.splat_u32s(0);
     let mut i = 0;
     while i + 8 * lanes <= out.len() {
+        // From the first source (one fold fewer than from −∞, the same bits).
+        let first = &sources[0][i..][..8 * lanes];
         let mut accs = [rule.init(simd, zero); 8];
-        for source in &sources {
-            let block = &source[i..i + 8 * lanes];
+        for (v, acc) in accs.iter_mut().enumerate() {
+            *acc = rule.first(simd, load::<S>(first, v * lanes), zero);
+        }
+        for source in &sources[1..] {
+            let block = &source[i..][..8 * lanes];
             for (v, acc) in accs.iter_mut().enumerate() {
                 *acc = rule.add(simd, *acc, load::<S>(block, v * lanes), zero);
             }
