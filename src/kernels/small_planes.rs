@@ -222,6 +222,7 @@ impl BlockWindows<'_> {
     ) {
         let sy = self.strides.0;
         debug_assert_eq!(self.strides.1, SX);
+        debug_assert!(K == 2 || K == 3, "whole windows are 2x2 or 3x3");
         // Average's sums take every other tap on the multiply-add pipes (`fused_one`); L1 and
         // L2 add other terms than the tap.
         let one = if R::DIVIDES { fused_one(simd) } else { None };
@@ -233,13 +234,35 @@ impl BlockWindows<'_> {
                 columns: divisors.columns,
                 one,
             };
-            let mut ox = 0;
-            while ox + OUTPUTS_AT_ONCE <= self.out_width {
-                self.outputs::<S, R, K, SX, OUTPUTS_AT_ONCE>(simd, rule, &row, ox);
-                ox += OUTPUTS_AT_ONCE;
+            let groups = self.out_width / OUTPUTS_AT_ONCE;
+            if groups > 0 {
+                // The row's K block rows, sliced once to the reach of its groups' windows:
+                // each group's windows are then sliced with no check (the group count bounds
+                // them), one check per window row and group before. `inception` NCHW: 2.16 M
+                // against 2.37 M instructions a call.
+                let lanes = lanes::<S>();
+                let group_span = OUTPUTS_AT_ONCE * SX * lanes;
+                let window_span = ((OUTPUTS_AT_ONCE - 1) * SX + K) * lanes;
+                let reach = (groups - 1) * group_span + window_span;
+                let block_row = |ty: usize| {
+                    let ty = ty.min(K - 1);
+                    &self.block[(row.top + ty * self.width) * lanes..][..reach]
+                };
+                // K is 2 or 3 (whole windows): with 2 the third row is not read.
+                let block_rows = [block_row(0), block_row(1), block_row(2)];
+                for group in 0..groups {
+                    let at = group * group_span;
+                    let rows = [
+                        &block_rows[0][at..][..window_span],
+                        &block_rows[1][at..][..window_span],
+                        &block_rows[2][at..][..window_span],
+                    ];
+                    let ox = group * OUTPUTS_AT_ONCE;
+                    self.outputs::<S, R, K, SX, OUTPUTS_AT_ONCE>(simd, rule, &row, ox, Some(rows));
+                }
             }
-            for ox in ox..self.out_width {
-                self.outputs::<S, R, K, SX, 1>(simd, rule, &row, ox);
+            for ox in groups * OUTPUTS_AT_ONCE..self.out_width {
+                self.outputs::<S, R, K, SX, 1>(simd, rule, &row, ox, None);
             }
         }
     }
@@ -252,8 +275,9 @@ impl BlockWindows<'_> {
         rule: R,
         row: &OutputRow<S>,
         ox: usize,
+        rows: Option<[&[f32]; 3]>,
     ) {
-        let accs = self.windows::<S, R, K, SX, N>(simd, rule, row.top + ox * SX, row.one);
+        let accs = self.windows::<S, R, K, SX, N>(simd, rule, row.top + ox * SX, rows, row.one);
         // The group's divisor factors and results sliced once: one bounds check each per
         // group, not per output.
         let lanes = lanes::<S>();
@@ -280,14 +304,16 @@ impl BlockWindows<'_> {
         }
     }
 
-    /// The `N` windows of a row whose first taps are `first`, `first + SX`, ...: one bounds
-    /// check per window row.
+    /// The `N` windows of a row whose first taps are `first`, `first + SX`, ...: from `rows`,
+    /// the window rows already sliced to the windows' reach, or with one bounds check per
+    /// window row.
     #[inline(always)]
     fn windows<S: Simd, R: Reducer, const K: usize, const SX: usize, const N: usize>(
         &self,
         simd: S,
         rule: R,
         first: usize,
+        rows: Option<[&[f32]; 3]>,
         one: Option<S::f32s>,
     ) -> [Acc<S>; N] {
         let lanes = lanes::<S>();
@@ -299,7 +325,11 @@ impl BlockWindows<'_> {
             core::array::from_fn(|j| rule.init(simd, index(first + j * SX)));
         for ty in 0..K {
             let start = first + ty * self.width;
-            let row = &self.block[start * lanes..][..((N - 1) * SX + K) * lanes];
+            let span = ((N - 1) * SX + K) * lanes;
+            let row = match rows {
+                Some(rows) => &rows[ty][..span],
+                None => &self.block[start * lanes..][..span],
+            };
             let mut row_accs = if split {
                 core::array::from_fn(|j| Acc {
                     value: load::<S>(row, j * SX * lanes),
