@@ -13,7 +13,9 @@
 use pulp::Simd;
 
 use super::reduce::{Acc, MaxOfNumbers, Reducer};
-use super::simd_io::{lanes, load, load_deinterleaved, load_first, store, store_clipped};
+use super::simd_io::{
+    in_order, lanes, load, load_deinterleaved_unordered, load_first, store, store_clipped,
+};
 
 /// What the column pass read, as the lane bits of two masks (a `movemask` each on x86; kept
 /// as bits, not `bool`s, so that no compare-and-pack is made per window row).
@@ -267,8 +269,8 @@ fn lane_bits<S: Simd>(simd: S, mask: S::m32s) -> u32 {
 }
 
 /// The x pass over one row of column maxima (−∞ where the padding lies, no NaN): each output's
-/// `KX` taps (at `2 ox`, `2 ox + 1`, `2 ox + 2` of the row) by the one-`maxps` rule, stored to
-/// `out`. With `ZEROS`, whether a result is 0 or −0, lanes past `out`'s end included (a false
+/// `KX` taps (at `2 ox`, `2 ox + 1`, `2 ox + 2` of the row) by the one-`maxps` rule, in the
+/// unordered loads' lane order until stored to `out`. With `ZEROS`, whether a result is 0 or −0, lanes past `out`'s end included (a false
 /// alarm costs only a recomputation); without, `false`.
 #[inline(always)]
 pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize, const ZEROS: bool>(
@@ -286,21 +288,21 @@ pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize, const ZEROS: bo
     let mut zeros = simd.not_m32s(simd.equal_f32s(fzero, fzero));
     for v in 0..V {
         let at = 2 * v * lanes;
-        let [t0, t1] = load_deinterleaved(simd, column, at);
+        let [t0, t1] = load_deinterleaved_unordered(simd, column, at);
         let mut acc = Acc {
             value: t0,
             index: zero,
         };
         acc = rule.add(simd, acc, t1, zero);
         if KX == 3 {
-            let [t2, _] = load_deinterleaved(simd, column, at + 2);
+            let [t2, _] = load_deinterleaved_unordered(simd, column, at + 2);
             acc = rule.add(simd, acc, t2, zero);
         }
         let value = acc.value;
         if ZEROS {
             zeros = simd.or_m32s(zeros, simd.equal_f32s(value, fzero));
         }
-        store_clipped(simd, out, v * lanes, value);
+        store_clipped(simd, out, v * lanes, in_order(simd, value));
     }
     ZEROS && lane_bits(simd, zeros) != 0
 }

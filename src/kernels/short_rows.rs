@@ -51,7 +51,9 @@ use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, MaxValue, Reducer};
 use super::scratch;
-use super::simd_io::{lanes, load, load_deinterleaved, store, store_clipped};
+use super::simd_io::{
+    in_order, lanes, load, load_deinterleaved_unordered, pair_of_lane, store, store_clipped,
+};
 use crate::Plan;
 
 /// Most output vectors a row may have (each has a row maximum per window row in registers) on
@@ -176,10 +178,11 @@ impl<const KX: usize, const V: usize> WithSimd for ShortRows<'_, KX, V> {
     }
 }
 
-/// Where the x taps of a row's `V` output vectors lie: lane `i` of vector `v` has its taps at
+/// Where the x taps of a row's `V` output vectors lie: output `i` of vector `v` has its taps at
 /// input `2 (v lanes + i) + tx - left`, read by deinterleaving loads at `origin + 2 v lanes`
 /// (taps 0 and 1) and 2 further (tap 2), `origin` being the row's start minus `left`. Lanes
-/// whose tap lies outside the row are masked to −∞.
+/// whose tap lies outside the row are masked to −∞. The row maxima keep the loads' lane order
+/// (see `simd_io::load_deinterleaved_unordered`) until an output row is stored.
 struct XTaps<S: Simd, const V: usize> {
     /// The elements the loads read from `origin`.
     reach: usize,
@@ -194,17 +197,15 @@ impl<S: Simd, const V: usize> XTaps<S, V> {
     #[inline(always)]
     fn new(simd: S, width: usize, left: usize) -> Self {
         let lanes = lanes::<S>();
-        const EVEN: [f32; 16] = [
-            0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0, 28.0,
-            30.0,
-        ];
-        let even = load::<S>(&EVEN, 0);
+        // Each lane's offset, 2 i for lane i in order, in the loads' lane order.
+        let pair = pair_of_lane(simd);
+        let even = simd.add_f32s(pair, pair);
         let all = simd.equal_f32s(even, even);
         let mut inside = [[all; 3]; V];
         let mut edge = [false; V];
         for (v, (inside, edge)) in inside.iter_mut().zip(&mut edge).enumerate() {
             for (tx, inside) in inside.iter_mut().enumerate() {
-                // Lane i reads input 2 i + first: inside when -first <= 2 i < width - first.
+                // A lane reads input even + first: inside when -first <= even < width - first.
                 let first = (2 * v * lanes + tx) as f64 - left as f64;
                 let lowest = simd.splat_f32s(-first as f32);
                 let end = simd.splat_f32s((width as f64 - first) as f32);
@@ -244,7 +245,8 @@ impl<S: Simd, const V: usize> XTaps<S, V> {
         }
     }
 
-    /// The maxima of each lane's `KX` taps, in order, from `data` at `origin`.
+    /// The maxima of each lane's `KX` taps, in order, from `data` at `origin` (lanes in the
+    /// loads' order).
     #[inline(always)]
     fn row_maxima<const KX: usize>(&self, simd: S, data: &[f32], origin: usize) -> [S::f32s; V] {
         let lanes = lanes::<S>();
@@ -257,9 +259,9 @@ impl<S: Simd, const V: usize> XTaps<S, V> {
         let mut maxima = [padding; V];
         for (v, max) in maxima.iter_mut().enumerate() {
             let at = 2 * v * lanes;
-            let [mut t0, mut t1] = load_deinterleaved(simd, data, at);
+            let [mut t0, mut t1] = load_deinterleaved_unordered(simd, data, at);
             let [mut t2, _] = if KX == 3 {
-                load_deinterleaved(simd, data, at + 2)
+                load_deinterleaved_unordered(simd, data, at + 2)
             } else {
                 [padding, padding]
             };
@@ -283,8 +285,8 @@ impl<S: Simd, const V: usize> XTaps<S, V> {
     }
 }
 
-/// One output row: the row maxima in ring `slots` (window order) folded in order, the last
-/// vector stored in part where the row ends inside it. (Reading the ring at the row's end,
+/// One output row: the row maxima in ring `slots` (window order) folded in order, put in lane
+/// order, the last vector stored in part where the row ends inside it. (Reading the ring at the row's end,
 /// overlapping the vector before, would straddle two vector stores just made: a failed store
 /// forward.)
 #[inline(always)]
@@ -310,7 +312,7 @@ fn fold_rows<S: Simd, const V: usize>(simd: S, ring: &[f32], slots: &[usize], ou
         }
     }
     for (v, acc) in accs.iter().enumerate() {
-        store_clipped(simd, out, v * lanes, acc.value);
+        store_clipped(simd, out, v * lanes, in_order(simd, acc.value));
     }
 }
 
@@ -487,6 +489,6 @@ fn exact_row<S: Simd, const KX: usize, const V: usize>(
         }
     }
     for (v, acc) in accs.iter().enumerate() {
-        store_clipped(simd, out, v * lanes, acc.value);
+        store_clipped(simd, out, v * lanes, in_order(simd, acc.value));
     }
 }

@@ -175,6 +175,75 @@ pub(crate) fn load_deinterleaved<S: Simd>(simd: S, data: &[f32], at: usize) -> [
     [load::<S>(&even, 0), load::<S>(&odd, 0)]
 }
 
+/// The even and the odd elements of `data[at..at + 2 * lanes]` as [`load_deinterleaved`] gives
+/// them, but with the lanes in the level's own order ([`pair_of_lane`]); [`in_order`] restores
+/// the order. For kernels that only combine lanes with the same lanes: on v3 this is two plain
+/// loads and one in-lane shuffle a vector, where the ordered load takes four half loads (the
+/// `train` NCHW ring read each row with 11 instructions a vector for its 3 taps, 5 this way).
+#[inline(always)]
+pub(crate) fn load_deinterleaved_unordered<S: Simd>(
+    simd: S,
+    data: &[f32],
+    at: usize,
+) -> [S::f32s; 2] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        use core::arch::x86_64::__m256;
+        if let Some(v3) = (&simd as &dyn Any).downcast_ref::<pulp::x86::V3>() {
+            let pair = &data[at..at + 16];
+            let (a, b): (__m256, __m256) = (read_pod(&pair[..8]), read_pod(&pair[8..]));
+            let even = v3.avx._mm256_shuffle_ps::<0x88>(a, b);
+            let odd = v3.avx._mm256_shuffle_ps::<0xDD>(a, b);
+            return [bytemuck::cast(even), bytemuck::cast(odd)];
+        }
+    }
+    load_deinterleaved(simd, data, at)
+}
+
+/// For each lane of [`load_deinterleaved_unordered`]'s vectors, which pair of the loaded
+/// elements it holds (`[0, 1, 4, 5, 2, 3, 6, 7]` on v3: the in-lane shuffle takes two pairs from
+/// each half of both loads), as `f32`.
+#[inline(always)]
+pub(crate) fn pair_of_lane<S: Simd>(simd: S) -> S::f32s {
+    const IN_ORDER: [f32; 16] = [
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+    ];
+    const V3_ORDER: [f32; 8] = [0.0, 1.0, 4.0, 5.0, 2.0, 3.0, 6.0, 7.0];
+    if is_v3(simd) {
+        return load::<S>(&V3_ORDER, 0);
+    }
+    load::<S>(&IN_ORDER, 0)
+}
+
+/// A vector in the order of [`load_deinterleaved_unordered`] put back in order: on v3 a swap
+/// of the middle 64-bit pairs (one lane-crossing permute).
+#[inline(always)]
+pub(crate) fn in_order<S: Simd>(simd: S, value: S::f32s) -> S::f32s {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::Any;
+        use core::arch::x86_64::__m256d;
+        if let Some(v3) = (&simd as &dyn Any).downcast_ref::<pulp::x86::V3>() {
+            let quads: __m256d = bytemuck::cast(value);
+            return bytemuck::cast(v3.avx2._mm256_permute4x64_pd::<0xD8>(quads));
+        }
+    }
+    let _ = simd;
+    value
+}
+
+/// Whether `S` is x86-64-v3.
+#[inline(always)]
+fn is_v3<S: Simd>(simd: S) -> bool {
+    let _ = simd;
+    #[cfg(target_arch = "x86_64")]
+    let v3 = core::any::TypeId::of::<S>() == core::any::TypeId::of::<pulp::x86::V3>();
+    #[cfg(not(target_arch = "x86_64"))]
+    let v3 = false;
+    v3
+}
+
 /// A plain-old-data value from the bytes of `slice`.
 #[inline(always)]
 fn read_pod<T: bytemuck::Pod>(slice: &[f32]) -> T {
