@@ -179,7 +179,7 @@ pub(crate) fn load_deinterleaved<S: Simd>(simd: S, data: &[f32], at: usize) -> [
 /// them, but with the lanes in the level's own order ([`pair_of_lane`]); [`in_order`] restores
 /// the order. For kernels that only combine lanes with the same lanes: on v3 this is two plain
 /// loads and one in-lane shuffle a vector, where the ordered load takes four half loads (the
-/// `train` NCHW ring read each row with 11 instructions a vector for its 3 taps, 5 this way).
+/// `train` NCHW ring read each row with 11 instructions a vector for its 3 taps, 6 this way).
 #[inline(always)]
 pub(crate) fn load_deinterleaved_unordered<S: Simd>(
     simd: S,
