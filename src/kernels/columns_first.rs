@@ -270,8 +270,9 @@ fn lane_bits<S: Simd>(simd: S, mask: S::m32s) -> u32 {
 
 /// The x pass over one row of column maxima (−∞ where the padding lies, no NaN): each output's
 /// `KX` taps (at `2 ox`, `2 ox + 1`, `2 ox + 2` of the row) by the one-`maxps` rule, in the
-/// unordered loads' lane order until stored to `out`. With `ZEROS`, whether a result is 0 or −0, lanes past `out`'s end included (a false
-/// alarm costs only a recomputation); without, `false`.
+/// unordered loads' lane order until stored to `out`. With `ZEROS`, whether a result is 0 or
+/// −0, lanes past `out`'s end included (a false alarm costs only a recomputation); without,
+/// `false`.
 #[inline(always)]
 pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize, const ZEROS: bool>(
     simd: S,

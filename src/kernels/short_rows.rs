@@ -285,10 +285,10 @@ impl<S: Simd, const V: usize> XTaps<S, V> {
     }
 }
 
-/// One output row: the row maxima in ring `slots` (window order) folded in order, put in lane
-/// order, the last vector stored in part where the row ends inside it. (Reading the ring at the row's end,
-/// overlapping the vector before, would straddle two vector stores just made: a failed store
-/// forward.)
+/// One output row: the row maxima in ring `slots` (window order) folded in order, their lanes
+/// put back in order, the last vector stored in part where the row ends inside it. (Reading
+/// the ring at the row's end, overlapping the vector before, would straddle two vector stores
+/// just made: a failed store forward.)
 #[inline(always)]
 fn fold_rows<S: Simd, const V: usize>(simd: S, ring: &[f32], slots: &[usize], out: &mut [f32]) {
     let lanes = lanes::<S>();
