@@ -205,7 +205,7 @@ impl<T: Element> Plan<T> {
             (kernel, _) => format!(
                 "{}/{}",
                 kernel.name(),
-                kernel.level(self.axes[2].output, self.isa)
+                kernel.level(&self.axes[2], self.isa)
             ),
         }
     }

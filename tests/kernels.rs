@@ -325,6 +325,35 @@ fn flat_planes_on_every_level() {
 }
 
 #[test]
+fn pairs_two_output_rows_a_vector() {
+    // Rows of one vector's pixels on v2 (4) and v3 (8), where a vector holds two output rows:
+    // an odd count of output rows in a task or plane (the last row alone), planes with an odd
+    // height (the rows of a task in runs per plane), every op, on 1 thread and in 3 tasks.
+    let ops = [
+        PoolOp::Max,
+        PoolOp::Average,
+        PoolOp::Lp { p: 1.0 },
+        PoolOp::Lp { p: 2.0 },
+    ];
+    let mut runs = 0;
+    for width in [4, 8] {
+        for op in ops {
+            let desc = PoolDesc::new(op, &[2, 2]);
+            for channels in [1, 2, 3, 5] {
+                for height in [2, 4, 5, 6, 7, 10] {
+                    let shape = [1, channels, height, width];
+                    runs += check_everywhere("pairs", &desc, Layout::ChannelsFirst, &shape);
+                    let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape).unwrap();
+                    let name = plan.kernel_name();
+                    assert!(name.contains("pairs"), "{shape:?}: {name}");
+                }
+            }
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn pairs_on_every_level() {
     // Channels-first 2x2/2 windows without padding on short rows, read in place: output widths
     // 1-9 and at every level's lanes +-1 (rows of part of a vector, the 4-lane level taking
@@ -1008,10 +1037,24 @@ fn plans_report_their_level_and_kernel() {
     .unwrap();
     let name = tiny.kernel_name();
     assert!(name.starts_with("channels_first_pairs_max/"), "{name}");
-    let narrowed = matches!(tiny.isa(), Isa::V3 | Isa::V4);
+    // v3 keeps its rows of 8 pixels as one vector each (two output rows a vector); v4 narrows.
+    let expected = match tiny.isa() {
+        Isa::V4 => Isa::V2,
+        isa => isa,
+    };
+    assert!(name.ends_with(&format!("/{expected}")), "{name}");
+    // Rows of 6 outputs (12 pixels): the 4-lane level on v3 and v4.
+    let narrow = Plan::<f32>::new(
+        &PoolDesc::max(&[2, 2]),
+        Layout::ChannelsFirst,
+        &[1, 16, 8, 12],
+    )
+    .unwrap();
+    let name = narrow.kernel_name();
+    let narrowed = matches!(narrow.isa(), Isa::V3 | Isa::V4);
     assert_eq!(
         name.ends_with("/v2"),
-        narrowed || tiny.isa() == Isa::V2,
+        narrowed || narrow.isa() == Isa::V2,
         "{name}"
     );
     // Stride-1 max windows run separably (values only); the direct kernel stays reachable.

@@ -138,11 +138,11 @@ impl Kernel {
         }
     }
 
-    /// The level the kernel runs on at level `isa` for output rows `out_width` long (a
-    /// narrower one for some).
-    pub fn level(self, out_width: usize, isa: Isa) -> Isa {
+    /// The level the kernel runs on at level `isa` for the plan's x axis `x` (a narrower one
+    /// for some).
+    pub fn level(self, x: &crate::geometry::Axis, isa: Isa) -> Isa {
         match self {
-            Kernel::Pairs(_) => pairs::level(out_width, isa),
+            Kernel::Pairs(_) => pairs::level(x, isa),
             _ => isa,
         }
     }
@@ -320,7 +320,7 @@ pub(crate) fn run_rows(
     // are merged by index to keep the first maximum.
     let indexed = indices.is_some() || matches!(kernel, Kernel::GlobalChannelsFirst(_));
     // The level the kernel runs on (the plan's, or a narrower one for short rows).
-    let isa = kernel.level(plan.axes[2].output, isa);
+    let isa = kernel.level(&plan.axes[2], isa);
     #[rustfmt::skip]
     macro_rules! with_rule {
         ($rule:expr, $task:ident) => {

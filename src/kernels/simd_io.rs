@@ -186,19 +186,65 @@ pub(crate) fn load_deinterleaved_unordered<S: Simd>(
     data: &[f32],
     at: usize,
 ) -> [S::f32s; 2] {
+    if is_v3(simd) {
+        let lanes = lanes::<S>();
+        let pair = &data[at..at + 2 * lanes];
+        return deinterleaved_unordered(simd, load::<S>(pair, 0), load::<S>(pair, lanes));
+    }
+    load_deinterleaved(simd, data, at)
+}
+
+/// The even and the odd elements of `first` followed by `second` (`2 * lanes` elements), in the
+/// lane order of [`load_deinterleaved_unordered`]: one in-lane shuffle a vector on v2 and v3
+/// ([`deinterleaves_in_registers`]), through memory on other levels.
+#[inline(always)]
+pub(crate) fn deinterleaved_unordered<S: Simd>(
+    simd: S,
+    first: S::f32s,
+    second: S::f32s,
+) -> [S::f32s; 2] {
     #[cfg(target_arch = "x86_64")]
     {
         use core::any::Any;
-        use core::arch::x86_64::__m256;
-        if let Some(v3) = (&simd as &dyn Any).downcast_ref::<pulp::x86::V3>() {
-            let pair = &data[at..at + 16];
-            let (a, b): (__m256, __m256) = (read_pod(&pair[..8]), read_pod(&pair[8..]));
+        use core::arch::x86_64::{__m128, __m256};
+        let token = &simd as &dyn Any;
+        if let Some(v3) = token.downcast_ref::<pulp::x86::V3>() {
+            let (a, b): (__m256, __m256) = (bytemuck::cast(first), bytemuck::cast(second));
             let even = v3.avx._mm256_shuffle_ps::<0x88>(a, b);
             let odd = v3.avx._mm256_shuffle_ps::<0xDD>(a, b);
             return [bytemuck::cast(even), bytemuck::cast(odd)];
         }
+        if let Some(v2) = token.downcast_ref::<pulp::x86::V2>() {
+            let (a, b): (__m128, __m128) = (bytemuck::cast(first), bytemuck::cast(second));
+            let even = v2.sse._mm_shuffle_ps::<0x88>(a, b);
+            let odd = v2.sse._mm_shuffle_ps::<0xDD>(a, b);
+            return [bytemuck::cast(even), bytemuck::cast(odd)];
+        }
     }
-    load_deinterleaved(simd, data, at)
+    let lanes = lanes::<S>();
+    let mut pair = [0.0f32; 32];
+    store::<S>(&mut pair, 0, first);
+    store::<S>(&mut pair, lanes, second);
+    load_deinterleaved(simd, &pair, 0)
+}
+
+/// Whether [`deinterleaved_unordered`] stays in registers on level `isa` (v2 and v3).
+pub(crate) fn deinterleaves_in_registers(isa: crate::isa::Isa) -> bool {
+    matches!(isa, crate::isa::Isa::V2 | crate::isa::Isa::V3)
+}
+
+/// [`deinterleaves_in_registers`] for the level of `S`.
+#[inline(always)]
+pub(crate) fn deinterleaves_in_registers_on<S: Simd>(simd: S) -> bool {
+    let _ = simd;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::any::TypeId;
+        let level = TypeId::of::<S>();
+        level == TypeId::of::<pulp::x86::V2>() || level == TypeId::of::<pulp::x86::V3>()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// For each lane of [`load_deinterleaved_unordered`]'s vectors, which pair of the loaded
