@@ -354,6 +354,76 @@ fn pairs_two_output_rows_a_vector() {
 }
 
 #[test]
+fn channels_last_pairs_on_every_level() {
+    // Channels-last 2x2/2 windows without padding, read in place: channel counts around every
+    // level's lanes (a partial last vector), odd widths and heights (a last column and row no
+    // window reads), batches, ceil mode with whole windows, 3-D with a 1-deep window, every op.
+    let lanes: Vec<usize> = Isa::available().iter().map(|isa| isa.lanes()).collect();
+    let mut channel_counts = vec![5, 16, 24];
+    for &l in &lanes {
+        channel_counts.extend([l - 1, l, l + 1, 2 * l + 3]);
+    }
+    channel_counts.sort_unstable();
+    channel_counts.dedup();
+    let ops = [
+        PoolOp::Max,
+        PoolOp::Average,
+        PoolOp::Lp { p: 1.0 },
+        PoolOp::Lp { p: 2.0 },
+    ];
+    let mut runs = 0;
+    for op in ops {
+        let desc = PoolDesc::new(op, &[2, 2]);
+        for desc in [desc.clone(), desc.ceil_mode(true)] {
+            for &channels in &channel_counts {
+                for (height, width) in [(2, 2), (4, 6), (5, 7), (6, 3)] {
+                    let shape = [2, channels, height, width];
+                    runs += check_everywhere("pairs", &desc, Layout::ChannelsLast, &shape);
+                    let plan = Plan::<f32>::new(&desc, Layout::ChannelsLast, &shape).unwrap();
+                    for isa in Isa::available() {
+                        let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+                        // Few channels go through planes; 2x2 inputs are global pooling; ceil
+                        // mode on odd sizes adds a window that overhangs.
+                        let via_planes = channels <= isa.lanes().min(16) / 2;
+                        let global = height == 2 && width == 2;
+                        let out = plan.output_shape();
+                        let whole = 2 * out[2] <= height && 2 * out[3] <= width;
+                        let expected = !via_planes && !global && whole;
+                        assert_eq!(
+                            name.starts_with("channels_last_pairs_"),
+                            expected,
+                            "{shape:?} {desc:?}: {name}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let desc = PoolDesc::max(&[1, 2, 2]).strides(&[1, 2, 2]);
+    let shape = [2, 19, 3, 7, 10];
+    let plan = Plan::<f32>::new(&desc, Layout::ChannelsLast, &shape).unwrap();
+    assert!(
+        plan.kernel_name().starts_with("channels_last_pairs_"),
+        "{}",
+        plan.kernel_name()
+    );
+    runs += check_everywhere("pairs", &desc, Layout::ChannelsLast, &shape);
+    // Inputs past L2 stay with the channels-last kernel, which asks for them ahead.
+    let large = Plan::<f32>::new(
+        &PoolDesc::max(&[2, 2]),
+        Layout::ChannelsLast,
+        &[1, 64, 128, 128],
+    )
+    .unwrap();
+    assert!(
+        large.kernel_name().starts_with("channels_last_max/"),
+        "{}",
+        large.kernel_name()
+    );
+    assert!(runs > 200, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn pairs_on_every_level() {
     // Channels-first 2x2/2 windows without padding on short rows, read in place: output widths
     // 1-9 and at every level's lanes +-1 (rows of part of a vector, the 4-lane level taking
@@ -994,11 +1064,16 @@ fn rows_wider_than_one_chunk() {
 
 #[test]
 fn plans_report_their_level_and_kernel() {
-    let plan =
-        Plan::<f32>::new(&PoolDesc::max(&[2, 2]), Layout::ChannelsLast, &[1, 8, 4, 4]).unwrap();
+    let window = PoolDesc::max(&[3, 3]).strides(&[2, 2]);
+    let plan = Plan::<f32>::new(&window, Layout::ChannelsLast, &[1, 8, 5, 5]).unwrap();
     assert_eq!(plan.isa(), Isa::default_for_process());
     let scalar = plan.clone().with_isa(Isa::Portable).unwrap();
     assert_eq!(scalar.kernel_name(), "channels_last_max/scalar");
+    // 2x2/2 windows without padding on small channels-last inputs are read in place.
+    let pairs =
+        Plan::<f32>::new(&PoolDesc::max(&[2, 2]), Layout::ChannelsLast, &[1, 8, 4, 4]).unwrap();
+    let pairs = pairs.with_isa(Isa::Portable).unwrap();
+    assert_eq!(pairs.kernel_name(), "channels_last_pairs_max/scalar");
     let lp3 = Plan::<f32>::new(
         &PoolDesc::lp(&[2, 2], 3.0),
         Layout::ChannelsFirst,

@@ -66,6 +66,9 @@ pub(crate) enum Kernel {
     /// Channels-first 2x2 windows with stride 2 and no padding on short rows, read in place
     /// (max with indices runs `SmallPlanes`).
     Pairs(Rule),
+    /// Channels-last 2x2 windows with stride 2 and no padding on inputs under L2's size, read in
+    /// place (max with indices runs `ChannelsLast`).
+    PairsChannelsLast(Rule),
 }
 
 impl Kernel {
@@ -85,6 +88,9 @@ impl Kernel {
             && small_planes::narrow(plan, lanes)
         {
             return Kernel::Pairs(rule);
+        }
+        if !plan.is_global() && pairs::applies_channels_last(plan) {
+            return Kernel::PairsChannelsLast(rule);
         }
         // Row maxima then column maxima, as the separable kernel, each input row reduced along
         // x straight from the input (see `short_rows.rs`).
@@ -163,6 +169,7 @@ impl Kernel {
             Kernel::ViaPlanes(r) => format!("channels_last_via_planes_{}", rule(r)),
             Kernel::ShortRowsMax => "channels_first_short_rows_max".to_string(),
             Kernel::Pairs(r) => format!("channels_first_pairs_{}", rule(r)),
+            Kernel::PairsChannelsLast(r) => format!("channels_last_pairs_{}", rule(r)),
         }
     }
 }
@@ -403,6 +410,10 @@ pub(crate) fn run_rows(
         Kernel::ShortRowsMax => short_rows(plan, isa, input, output, rows),
         Kernel::Pairs(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, SmallPlanes),
         Kernel::Pairs(rule) => with_value_rule!(rule, Pairs),
+        Kernel::PairsChannelsLast(Rule::Max) if indices.is_some() => {
+            with_rule!(Rule::Max, ChannelsLast)
+        }
+        Kernel::PairsChannelsLast(rule) => with_value_rule!(rule, Pairs),
     }
 }
 

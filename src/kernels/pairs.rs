@@ -21,14 +21,15 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
+use super::fixed_window::PREFETCH_FROM;
 use super::reduce::Reducer;
 use super::simd_io::{
     deinterleaved_unordered, deinterleaves_in_registers, deinterleaves_in_registers_on, in_order,
-    lanes, load, load_deinterleaved, store, store_first,
+    lanes, load, load_deinterleaved, load_first, store, store_first,
 };
-use crate::Plan;
 use crate::geometry::Axis;
 use crate::isa::Isa;
+use crate::{Layout, Plan};
 
 /// Whether the plan is a 2x2 window with stride 2, no padding and no dilation in y and x (a
 /// flat 1-wide z window, if any), every window whole in the input, with output rows shorter
@@ -36,9 +37,23 @@ use crate::isa::Isa;
 /// `profile_case nchw tiny` (AMD EPYC, v3; best of 5 alternated runs): see session 17's
 /// changes in `docs/speed-history.md`.
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
+    whole_pairs(plan) && plan.axes[2].output < 4 * lanes
+}
+
+/// Whether a channels-last plan runs here ([`pixel_pairs`]): 2x2 windows as for [`applies`],
+/// on inputs under [`PREFETCH_FROM`] (larger ones stream through the channels-last kernel,
+/// which asks for its input ahead). The channels-last kernel's general tap loops took
+/// about 150 instructions an output pixel besides the work.
+pub(crate) fn applies_channels_last(plan: &Plan<f32>) -> bool {
+    plan.layout == Layout::ChannelsLast && whole_pairs(plan) && plan.input_len() < PREFETCH_FROM
+}
+
+/// A 2x2 window with stride 2, no padding and no dilation in y and x (a flat 1-wide z window,
+/// if any), every window whole in the input.
+fn whole_pairs(plan: &Plan<f32>) -> bool {
     let [az, ay, ax] = &plan.axes;
     let flat_z = az.kernel == 1 && az.stride == 1 && az.pad_begin == 0 && az.pad_end == 0;
-    let pair = |a: &crate::geometry::Axis| {
+    let pair = |a: &Axis| {
         a.kernel == 2
             && a.stride == 2
             && a.dilation == 1
@@ -47,7 +62,7 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
             && a.output >= 1
             && 2 * a.output <= a.input
     };
-    flat_z && pair(ay) && pair(ax) && ax.output < 4 * lanes
+    flat_z && pair(ay) && pair(ax)
 }
 
 /// The level the kernel runs on for x axis `x`: the 4-lane level where a row holds fewer
@@ -96,21 +111,26 @@ impl<R: Reducer> WithSimd for Pairs<'_, R> {
         } = self;
         let lanes = lanes::<S>();
         let [az, ay, ax] = &plan.axes;
-        let width = ax.input;
-        let out_width = ax.output;
+        // Elements a pixel: its channels in channels-last layout.
+        let channels_last = plan.layout == Layout::ChannelsLast;
+        let pixel = if channels_last { plan.channels } else { 1 };
+        let width = ax.input * pixel;
+        let out_width = ax.output * pixel;
         let divisor = simd.splat_f32s(if R::DIVIDES {
             super::divisor(plan.reduction, &[az.taps(0), ay.taps(0), ax.taps(0)])
         } else {
             1.0
         });
         // A 1-deep z window with stride 1 and no padding has a slice per output slice, so the
-        // flattened (n, c, oz) is the input's flattened (n, c, z).
+        // flattened (n, c, oz) (channels-last: (n, oz)) is the input's flattened (n, c, z).
         let rows_per_plane = ay.output;
         // Where a plane's input rows are all in windows, output row r reads input rows 2r and
         // 2r + 1 of the flattened input: the task is one run of rows, whatever its planes.
         let one_run = ay.input == 2 * ay.output;
-        let two_rows_a_vector =
-            width == lanes && 2 * out_width == width && deinterleaves_in_registers_on(simd);
+        let two_rows_a_vector = !channels_last
+            && width == lanes
+            && 2 * out_width == width
+            && deinterleaves_in_registers_on(simd);
         let mut row = rows.start;
         let mut out_rest = output;
         // Divided once: a division per plane took a third of a `tiny` call (`perf`).
@@ -124,7 +144,12 @@ impl<R: Reducer> WithSimd for Pairs<'_, R> {
             let (out_rows, rest) = core::mem::take(&mut out_rest).split_at_mut(count * out_width);
             out_rest = rest;
             let first = (plane * ay.input + 2 * oy) * width;
-            if two_rows_a_vector {
+            if channels_last {
+                let row_pairs = &input[first..first + count * 2 * width];
+                pixel_pairs(
+                    simd, rule, row_pairs, width, out_rows, out_width, pixel, divisor,
+                );
+            } else if two_rows_a_vector {
                 let row_pairs = &input[first..first + count * 2 * width];
                 two_rows_at_a_time(simd, rule, row_pairs, out_rows, divisor);
             } else {
@@ -172,6 +197,67 @@ fn two_rows_at_a_time<S: Simd, R: Reducer>(
         let [c, d] = deinterleaved_unordered(simd, lower, lower);
         let value = in_order(simd, fold(simd, rule, [a, b, c, d], divisor));
         store_first::<S>(simd, out_rows, (count - 1) * (lanes / 2), lanes / 2, value);
+    }
+}
+
+/// Channels-last output rows of `out_width` elements (pixels of `channels`) from `row_pairs`,
+/// two input rows of `width` elements per output row: each output pixel's channels from the
+/// two pixels above each other in both rows, a vector at a time.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pixel_pairs<S: Simd, R: Reducer>(
+    simd: S,
+    rule: R,
+    row_pairs: &[f32],
+    width: usize,
+    out_rows: &mut [f32],
+    out_width: usize,
+    channels: usize,
+    divisor: S::f32s,
+) {
+    let lanes = lanes::<S>();
+    let lines = row_pairs
+        .chunks_exact(2 * width)
+        .zip(out_rows.chunks_exact_mut(out_width));
+    for (pair, out_row) in lines {
+        let (upper, lower) = pair.split_at(width);
+        // An odd width's last pixel is in no window: the chunks leave it out.
+        let pixels = upper
+            .chunks_exact(2 * channels)
+            .zip(lower.chunks_exact(2 * channels))
+            .zip(out_row.chunks_exact_mut(channels));
+        for ((upper, lower), out) in pixels {
+            let (a, b) = upper.split_at(channels);
+            let (c, d) = lower.split_at(channels);
+            // Chunks of constant length: no bounds checks in the loop.
+            let vectors = a
+                .chunks_exact(lanes)
+                .zip(b.chunks_exact(lanes))
+                .zip(c.chunks_exact(lanes))
+                .zip(d.chunks_exact(lanes))
+                .zip(out.chunks_exact_mut(lanes));
+            for ((((a, b), c), d), out) in vectors {
+                let taps = [
+                    load::<S>(a, 0),
+                    load::<S>(b, 0),
+                    load::<S>(c, 0),
+                    load::<S>(d, 0),
+                ];
+                store::<S>(out, 0, fold(simd, rule, taps, divisor));
+            }
+            let k = channels - channels % lanes;
+            if k < channels {
+                let count = channels - k;
+                let fill = R::FILL;
+                let taps = [
+                    load_first(simd, a, k, count, fill),
+                    load_first(simd, b, k, count, fill),
+                    load_first(simd, c, k, count, fill),
+                    load_first(simd, d, k, count, fill),
+                ];
+                store_first::<S>(simd, out, k, count, fold(simd, rule, taps, divisor));
+            }
+        }
     }
 }
 
