@@ -133,7 +133,7 @@ fn sum_planes<R: Reducer>(
     let prefetcher = prefetcher(group_len);
     for (g, (group, out)) in (&mut groups).zip(&mut outputs).enumerate() {
         let ahead = ((g + PREFETCH_GROUPS) * group_len).min(planes.len());
-        prefetcher.fetch(&planes[ahead..], group_len);
+        prefetcher.fetch_lines(&planes[ahead..], group_len);
         let (p0, rest) = group.split_at(plane_len);
         let (p1, rest) = rest.split_at(plane_len);
         let (p2, rest) = rest.split_at(plane_len);
@@ -197,7 +197,7 @@ fn sum_planes_transposed<R: Reducer>(
     let mut done = 0;
     for (p, (pair, out)) in (&mut pairs).zip(&mut outputs).enumerate() {
         let ahead = ((2 * (p + PREFETCH_PAIRS)) * group_len).min(planes.len());
-        prefetcher.fetch(&planes[ahead..], 2 * group_len);
+        prefetcher.fetch_lines(&planes[ahead..], 2 * group_len);
         let (first, second) = pair.split_at(group_len);
         let first = rows_of(first, 0, plane_len, plane_len);
         let second = rows_of(second, 0, plane_len, plane_len);

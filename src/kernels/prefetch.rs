@@ -28,6 +28,25 @@ impl Prefetcher {
         let _ = (self, data, len);
     }
 
+    /// [`Prefetcher::fetch`] as a loop over offsets, for long runs of lines: over `chunks(16)`
+    /// each request also takes the chunk's length, 8 instructions a line (a third of
+    /// `global_avg` NCHW's instructions), 4 this way. The ring kernels keep `fetch`: with this
+    /// loop, `train` NCHW took 30.7 million instructions a call instead of 26.6 (its loops
+    /// compiled otherwise).
+    #[inline(always)]
+    pub(crate) fn fetch_lines(self, data: &[f32], len: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if let Some(sse) = self.sse {
+            let data = &data[..len.min(data.len())];
+            let mut at = 0;
+            while at < data.len() {
+                sse._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(data[at..].as_ptr().cast());
+                at += 16;
+            }
+        }
+        let _ = (self, data, len);
+    }
+
     /// One request with `HINT` per cache line of `data[..len]`.
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     #[inline(always)]
