@@ -34,6 +34,14 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// The ops that every vector kernel runs (Lp with other exponents runs the scalar kernel).
+const VECTOR_OPS: [PoolOp; 4] = [
+    PoolOp::Max,
+    PoolOp::Average,
+    PoolOp::Lp { p: 1.0 },
+    PoolOp::Lp { p: 2.0 },
+];
+
 /// The windows of the grid: (name, descriptor) for a 2-D input.
 fn windows() -> Vec<(&'static str, PoolDesc)> {
     let ops = [
@@ -329,12 +337,7 @@ fn pairs_two_output_rows_a_vector() {
     // Rows of one vector's pixels on v2 (4) and v3 (8), where a vector holds two output rows:
     // an odd count of output rows in a task or plane (the last row alone), planes with an odd
     // height (the rows of a task in runs per plane), every op, on 1 thread and in 3 tasks.
-    let ops = [
-        PoolOp::Max,
-        PoolOp::Average,
-        PoolOp::Lp { p: 1.0 },
-        PoolOp::Lp { p: 2.0 },
-    ];
+    let ops = VECTOR_OPS;
     let mut runs = 0;
     for width in [4, 8] {
         for op in ops {
@@ -365,12 +368,7 @@ fn channels_last_pairs_on_every_level() {
     }
     channel_counts.sort_unstable();
     channel_counts.dedup();
-    let ops = [
-        PoolOp::Max,
-        PoolOp::Average,
-        PoolOp::Lp { p: 1.0 },
-        PoolOp::Lp { p: 2.0 },
-    ];
+    let ops = VECTOR_OPS;
     let mut runs = 0;
     for op in ops {
         let desc = PoolDesc::new(op, &[2, 2]);
@@ -437,12 +435,7 @@ fn pairs_on_every_level() {
     }
     widths.sort_unstable();
     widths.dedup();
-    let ops = [
-        PoolOp::Max,
-        PoolOp::Average,
-        PoolOp::Lp { p: 1.0 },
-        PoolOp::Lp { p: 2.0 },
-    ];
+    let ops = VECTOR_OPS;
     let mut descs = Vec::new();
     for op in ops {
         let desc = PoolDesc::new(op, &[2, 2]);
