@@ -92,7 +92,8 @@ fn rows_of_one_vector(width: usize, out_width: usize, isa: Isa) -> bool {
     width == isa.lanes() && 2 * out_width == width && deinterleaves_in_registers(isa)
 }
 
-/// One task: the output rows `rows` (flattened (n, c, oz, oy)) of a channels-first plan.
+/// One task: the output rows `rows` (flattened (n, c, oz, oy), channels-last (n, oz, oy)) of a
+/// plan.
 pub(crate) struct Pairs<'a, R> {
     pub rule: R,
     pub plan: &'a Plan<f32>,
