@@ -689,6 +689,57 @@ fn channels_last_flagged_max_on_every_level() {
 }
 
 #[test]
+fn channels_last_whole_windows_on_every_level() {
+    // Channels-last pixels whose windows lie whole in the input run from one list of tap
+    // offsets per plan; the others (padding, ceil-mode overhang) take the general kernel in the
+    // same row. Windows of every shape the list takes (non-square, dilated, 3-D), one of more
+    // than its 64 taps (general kernel only), channel counts around every level's lanes and
+    // blocks (a partial last vector, which at the input's end is copied), every op.
+    let lanes: Vec<usize> = Isa::available().iter().map(|isa| isa.lanes()).collect();
+    let mut channel_counts = vec![3];
+    for &l in &lanes {
+        channel_counts.extend([l - 1, l + 1, 4 * l, 8 * l + 3]);
+    }
+    channel_counts.sort_unstable();
+    channel_counts.dedup();
+    let mut runs = 0;
+    for op in VECTOR_OPS {
+        let descs = [
+            PoolDesc::new(op, &[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1]))
+                .count_include_pad(true),
+            PoolDesc::new(op, &[3, 2])
+                .strides(&[1, 2])
+                .dilations(&[2, 1])
+                .ceil_mode(true),
+            PoolDesc::new(op, &[5, 4])
+                .strides(&[2, 3])
+                .padding(Padding::explicit(&[2, 0], &[1, 2])),
+            PoolDesc::new(op, &[9, 9]).strides(&[1, 1]),
+        ];
+        for desc in &descs {
+            for &channels in &channel_counts {
+                runs +=
+                    check_everywhere("whole", desc, Layout::ChannelsLast, &[2, channels, 11, 10]);
+            }
+        }
+        let cube = PoolDesc::new(op, &[3, 3, 3])
+            .strides(&[2, 2, 2])
+            .padding(Padding::symmetric(&[1, 1, 1]));
+        for channels in [5, 19] {
+            runs += check_everywhere(
+                "whole 3-D",
+                &cube,
+                Layout::ChannelsLast,
+                &[1, channels, 5, 6, 7],
+            );
+        }
+    }
+    assert!(runs > 200, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn short_rows_columns_first_on_every_level() {
     // 3-wide max windows with x stride 2 on short rows of inputs that stay in cache reduce
     // each window's rows column by column, then x, by the one-`maxps` rule. That can change

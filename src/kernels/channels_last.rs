@@ -24,6 +24,7 @@ use super::fixed_window::PREFETCH_FROM;
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, MaxValue, Reducer, has_fma};
 use super::simd_io::{lanes, load, load_first, store, store_first, store_indices};
+use super::whole_windows::{TapOffsets, WholeRun};
 use crate::geometry::Taps;
 use crate::{Isa, Plan};
 
@@ -81,6 +82,14 @@ impl<R: Reducer> ChannelsLast<'_, R> {
         let square = square_window(plan, R::SUMS);
         let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
         let prefetcher = Prefetcher::new(STREAMS);
+        // Rows whose windows are whole in z and y run their interior pixels through
+        // [`WholeRun`]; not with prefetching (`vgg`'s 2x2 windows keep the compiled taps) nor
+        // for the windows the compiled tap loops serve.
+        let offsets = if R::TRACKS_INDEX || STREAMS || square != 0 {
+            None
+        } else {
+            TapOffsets::new(plan)
+        };
         for local_row in 0..rows.len() {
             let (n, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
             cursor.advance();
@@ -92,35 +101,115 @@ impl<R: Reducer> ChannelsLast<'_, R> {
             } else {
                 0
             };
-            for ox in 0..ax.output {
-                if STREAMS && ox + PREFETCH_PIXELS < ax.output {
-                    let taps = [tz, ty, ax.taps(ox + PREFETCH_PIXELS)];
-                    prefetch_columns(prefetcher, plan, input, n, taps);
+            let output = &mut output[local_row * row_len..][..row_len];
+            let mut indices = indices
+                .as_deref_mut()
+                .map(|indices| &mut indices[local_row * row_len..][..row_len]);
+            let row = Row {
+                plan,
+                input,
+                n,
+                tz,
+                ty,
+                whole: whole_rows,
+                interior: interior.clone(),
+                prefetcher,
+            };
+            let whole_yz = tz.count == az.kernel && ty.count == ay.kernel;
+            match &offsets {
+                Some(taps) if whole_yz && !interior.is_empty() => {
+                    for ox in 0..interior.start {
+                        row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
+                    }
+                    let strides = &plan.input_strides;
+                    let first_tx = ax.taps(interior.start);
+                    let run = WholeRun {
+                        input,
+                        taps,
+                        first: n * strides[0]
+                            + tz.first * strides[2]
+                            + ty.first * strides[3]
+                            + first_tx.first * strides[4],
+                        step: ax.stride * strides[4],
+                        divisor: super::divisor(plan.reduction, &[tz, ty, first_tx]),
+                    };
+                    let interior_out =
+                        &mut output[interior.start * channels..][..interior.len() * channels];
+                    run.pixels(simd, rule, interior_out, channels);
+                    for ox in interior.end..ax.output {
+                        row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
+                    }
                 }
-                let tx = ax.taps_given_interior(ox, &interior);
-                let taps = [tz, ty, tx];
-                let window = Window {
-                    taps,
-                    base: n * plan.input_strides[0],
-                    divisor: if R::DIVIDES {
-                        super::divisor(plan.reduction, &taps)
-                    } else {
-                        1.0
-                    },
-                };
-                let at = local_row * row_len + ox * channels;
-                let idx = indices.as_deref_mut();
-                let whole = if interior.contains(&ox) {
-                    whole_rows
-                } else {
-                    0
-                };
-                match whole {
-                    2 => pixel::<S, R, 2>(simd, rule, plan, input, window, output, idx, at),
-                    3 => pixel::<S, R, 3>(simd, rule, plan, input, window, output, idx, at),
-                    _ => pixel::<S, R, 0>(simd, rule, plan, input, window, output, idx, at),
+                _ => {
+                    for ox in 0..ax.output {
+                        row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
+                    }
                 }
             }
+        }
+    }
+}
+
+/// One output row's windows in z and y, for [`Row::pixel`].
+struct Row<'a> {
+    plan: &'a Plan<f32>,
+    input: &'a [f32],
+    /// The image.
+    n: usize,
+    tz: Taps,
+    ty: Taps,
+    /// The size of the interior's whole windows if they run with compiled tap loops, else 0.
+    whole: usize,
+    interior: Range<usize>,
+    prefetcher: Prefetcher,
+}
+
+impl Row<'_> {
+    /// All channels of output pixel `ox`, written at `output[ox * C..]` (the row's outputs).
+    #[inline(always)]
+    fn pixel<S: Simd, R: Reducer, const STREAMS: bool>(
+        &self,
+        simd: S,
+        rule: R,
+        ox: usize,
+        output: &mut [f32],
+        indices: Option<&mut [i64]>,
+    ) {
+        let Row {
+            plan,
+            input,
+            n,
+            tz,
+            ty,
+            whole,
+            ..
+        } = *self;
+        let ax = &plan.axes[2];
+        if STREAMS && ox + PREFETCH_PIXELS < ax.output {
+            let tx = ax.taps_given_interior(ox + PREFETCH_PIXELS, &self.interior);
+            prefetch_columns(self.prefetcher, plan, input, n, [tz, ty, tx]);
+        }
+        let tx = ax.taps_given_interior(ox, &self.interior);
+        let taps = [tz, ty, tx];
+        let window = Window {
+            taps,
+            base: n * plan.input_strides[0],
+            divisor: if R::DIVIDES {
+                super::divisor(plan.reduction, &taps)
+            } else {
+                1.0
+            },
+        };
+        let at = ox * plan.channels;
+        let whole = if self.interior.contains(&ox) {
+            whole
+        } else {
+            0
+        };
+        match whole {
+            2 => pixel::<S, R, 2>(simd, rule, plan, input, window, output, indices, at),
+            3 => pixel::<S, R, 3>(simd, rule, plan, input, window, output, indices, at),
+            _ => pixel::<S, R, 0>(simd, rule, plan, input, window, output, indices, at),
         }
     }
 }
@@ -290,18 +379,25 @@ fn checked_block<S: Simd, R: Reducer, const V: usize, const K: usize>(
     width: usize,
 ) -> [Acc<S>; V] {
     let accs = block::<S, R, V, K>(simd, rule, plan, input, window, c, width);
-    if !R::FLAGS_NAN {
-        return accs;
-    }
-    let zero = simd.splat_f32s(0.0);
-    let mut flagged = simd.not_m32s(simd.equal_f32s(zero, zero));
-    for acc in &accs {
-        flagged = simd.or_m32s(flagged, rule.flagged(simd, *acc));
-    }
-    if simd.first_true_m32s(flagged) < lanes::<S>() {
+    if R::FLAGS_NAN && any_flagged(simd, rule, &accs) {
         return block::<S, MaxValue, V, K>(simd, MaxValue, plan, input, window, c, width);
     }
     accs
+}
+
+/// Whether a [`Reducer::FLAGS_NAN`] rule flagged a lane of `accs`.
+#[inline(always)]
+pub(super) fn any_flagged<S: Simd, R: Reducer, const V: usize>(
+    simd: S,
+    rule: R,
+    accs: &[Acc<S>; V],
+) -> bool {
+    let zero = simd.splat_f32s(0.0);
+    let mut flagged = simd.not_m32s(simd.equal_f32s(zero, zero));
+    for acc in accs {
+        flagged = simd.or_m32s(flagged, rule.flagged(simd, *acc));
+    }
+    simd.first_true_m32s(flagged) < lanes::<S>()
 }
 
 /// `V` vectors of channels starting at `c`; the last one holds `width` channels. `K` is 0, or
@@ -391,7 +487,7 @@ fn block<S: Simd, R: Reducer, const V: usize, const K: usize>(
 /// against 296 µs. Levels without FMA (pulp's multiply-add is a software `fma` there) add the
 /// pair and then the probe.
 #[inline(always)]
-fn probe_nan<S: Simd, const V: usize>(simd: S, accs: &mut [Acc<S>; V], pixel: &[f32]) {
+pub(super) fn probe_nan<S: Simd, const V: usize>(simd: S, accs: &mut [Acc<S>; V], pixel: &[f32]) {
     let lanes = lanes::<S>();
     for (pair, acc) in pixel.chunks_exact(2 * lanes).zip(accs.iter_mut()) {
         let (a, b) = (load::<S>(pair, 0), load::<S>(pair, lanes));

@@ -25,6 +25,7 @@ pub(crate) mod small_planes;
 #[cfg(target_arch = "x86_64")]
 mod transpose;
 pub(crate) mod via_planes;
+mod whole_windows;
 
 use std::ops::Range;
 

@@ -1,0 +1,230 @@
+//! Channels-last output pixels whose windows lie whole inside the input (the interior pixels of
+//! rows whose z and y taps are all inside), for rules without indices:
+//!
+//! ```text
+//! offsets := each tap's distance from its window's first element, row-major (once per task)
+//! for each such pixel of a row (its window's first element one x stride after the last one's):
+//!     for channel blocks of 8 (sums, flagged max) or 4, then the last 1-3 vectors, then a
+//!     partial one:
+//!         acc = the first tap's vectors
+//!         for each later offset t: acc = rule(acc, input[window + t + c..])
+//!         output[.., c..] = finish(acc, divisor)
+//! ```
+//!
+//! `channels_last.rs` computes the same thing for any pixel, working out each window's taps,
+//! divisor and addresses per pixel and per block: ~350 of the ~540 instructions an output pixel
+//! took on `resnet` NHWC (64 channels, 3x3/2 max). Here a tap costs its vectors' work, an offset
+//! and one bounds check. Taps are visited in the reference's order, so results are
+//! bit-identical to it (and to the general kernel).
+
+use pulp::Simd;
+
+use super::channels_last::{any_flagged, probe_nan};
+use super::reduce::{Acc, MaxValue, Reducer};
+use super::simd_io::{lanes, load, load_first, store, store_first};
+use crate::Plan;
+
+/// Most taps a window may have here (a 4x4x4 window); larger ones take the general kernel.
+const MAX_TAPS: usize = 64;
+
+/// A whole window's taps, as element offsets from its first element in row-major order.
+#[derive(Clone, Copy)]
+pub(super) struct TapOffsets {
+    offsets: [usize; MAX_TAPS],
+    count: usize,
+}
+
+impl TapOffsets {
+    /// The offsets of `plan`'s windows (a channels-last plan), or `None` past [`MAX_TAPS`].
+    pub fn new(plan: &Plan<f32>) -> Option<TapOffsets> {
+        let [az, ay, ax] = &plan.axes;
+        let count = az.kernel.checked_mul(ay.kernel)?.checked_mul(ax.kernel)?;
+        if count > MAX_TAPS {
+            return None;
+        }
+        let strides = &plan.input_strides;
+        let mut offsets = [0; MAX_TAPS];
+        let mut taps = offsets.iter_mut();
+        for kz in 0..az.kernel {
+            for ky in 0..ay.kernel {
+                for kx in 0..ax.kernel {
+                    // Each term is below the input's length: the window fits in the input.
+                    let offset = kz * az.dilation * strides[2]
+                        + ky * ay.dilation * strides[3]
+                        + kx * ax.dilation * strides[4];
+                    *taps.next()? = offset;
+                }
+            }
+        }
+        Some(TapOffsets { offsets, count })
+    }
+
+    fn get(&self) -> &[usize] {
+        &self.offsets[..self.count]
+    }
+}
+
+/// Whole windows one after another along a row: the first one's first element is at
+/// `input[first..]`, each next one `step` elements on; each pixel's `channels` outputs follow
+/// one another in `output`.
+pub(super) struct WholeRun<'a> {
+    pub input: &'a [f32],
+    pub taps: &'a TapOffsets,
+    pub first: usize,
+    pub step: usize,
+    pub divisor: f32,
+}
+
+impl WholeRun<'_> {
+    /// Every pixel of the run, whose outputs fill `output` (`channels` a pixel).
+    #[inline(always)]
+    pub fn pixels<S: Simd, R: Reducer>(
+        &self,
+        simd: S,
+        rule: R,
+        output: &mut [f32],
+        channels: usize,
+    ) {
+        let divisor = simd.splat_f32s(self.divisor);
+        let mut window = self.first;
+        for out in output.chunks_exact_mut(channels) {
+            self.pixel(simd, rule, window, out, divisor);
+            window += self.step;
+        }
+    }
+
+    /// One pixel's channels, whose window starts at `input[window..]`.
+    #[inline(always)]
+    fn pixel<S: Simd, R: Reducer>(
+        &self,
+        simd: S,
+        rule: R,
+        window: usize,
+        out: &mut [f32],
+        divisor: S::f32s,
+    ) {
+        let lanes = lanes::<S>();
+        let channels = out.len();
+        let mut c = 0;
+        // Block sizes as in `channels_last::pixel`, for the same reasons.
+        while (R::SUMS || R::FLAGS_NAN) && c + 8 * lanes <= channels {
+            self.block::<S, R, 8>(simd, rule, window + c, &mut out[c..], divisor);
+            c += 8 * lanes;
+        }
+        while c + 4 * lanes <= channels {
+            self.block::<S, R, 4>(simd, rule, window + c, &mut out[c..], divisor);
+            c += 4 * lanes;
+        }
+        match (channels - c) / lanes {
+            0 => {}
+            1 => self.block::<S, R, 1>(simd, rule, window + c, &mut out[c..], divisor),
+            2 => self.block::<S, R, 2>(simd, rule, window + c, &mut out[c..], divisor),
+            _ => self.block::<S, R, 3>(simd, rule, window + c, &mut out[c..], divisor),
+        }
+        c += (channels - c) / lanes * lanes;
+        if c < channels {
+            self.partial(simd, rule, window + c, &mut out[c..], divisor);
+        }
+    }
+
+    /// `V` whole vectors of channels from `input[at..]` into `out[..V * lanes]`.
+    #[inline(always)]
+    fn block<S: Simd, R: Reducer, const V: usize>(
+        &self,
+        simd: S,
+        rule: R,
+        at: usize,
+        out: &mut [f32],
+        divisor: S::f32s,
+    ) {
+        let lanes = lanes::<S>();
+        let mut accs = self.sweep::<S, R, V>(simd, rule, at);
+        if R::FLAGS_NAN && any_flagged(simd, rule, &accs) {
+            accs = self.sweep::<S, MaxValue, V>(simd, MaxValue, at);
+        }
+        for (acc, out) in accs.iter().zip(out[..V * lanes].chunks_exact_mut(lanes)) {
+            store::<S>(out, 0, rule.finish(simd, *acc, divisor));
+        }
+    }
+
+    /// The accumulators of `V` vectors of channels from `input[at..]`.
+    #[inline(always)]
+    fn sweep<S: Simd, R: Reducer, const V: usize>(
+        &self,
+        simd: S,
+        rule: R,
+        at: usize,
+    ) -> [Acc<S>; V] {
+        let lanes = lanes::<S>();
+        let unused = simd.splat_u32s(0);
+        let taps = self.taps.get();
+        let pixel = &self.input[at + taps[0]..][..V * lanes];
+        let mut accs = [rule.init(simd, unused); V];
+        for (v, acc) in accs.iter_mut().enumerate() {
+            *acc = rule.first(simd, load::<S>(pixel, v * lanes), unused);
+        }
+        if R::FLAGS_NAN {
+            probe_nan(simd, &mut accs, pixel);
+        }
+        for &offset in &taps[1..] {
+            let pixel = &self.input[at + offset..][..V * lanes];
+            for (v, acc) in accs.iter_mut().enumerate() {
+                *acc = rule.add(simd, *acc, load::<S>(pixel, v * lanes), unused);
+            }
+            if R::FLAGS_NAN {
+                probe_nan(simd, &mut accs, pixel);
+            }
+        }
+        accs
+    }
+
+    /// The last `out.len()` (< lanes) channels, from `input[at..]`.
+    #[inline(always)]
+    fn partial<S: Simd, R: Reducer>(
+        &self,
+        simd: S,
+        rule: R,
+        at: usize,
+        out: &mut [f32],
+        divisor: S::f32s,
+    ) {
+        let mut acc = self.partial_sweep(simd, rule, at, out.len());
+        if R::FLAGS_NAN && any_flagged(simd, rule, &[acc]) {
+            acc = self.partial_sweep(simd, MaxValue, at, out.len());
+        }
+        store_first::<S>(simd, out, 0, out.len(), rule.finish(simd, acc, divisor));
+    }
+
+    /// The accumulator of the `width` (< lanes) channels at `input[at..]`.
+    #[inline(always)]
+    fn partial_sweep<S: Simd, R: Reducer>(
+        &self,
+        simd: S,
+        rule: R,
+        at: usize,
+        width: usize,
+    ) -> Acc<S> {
+        let lanes = lanes::<S>();
+        let unused = simd.splat_u32s(0);
+        let mut acc = rule.init(simd, unused);
+        for (t, &offset) in self.taps.get().iter().enumerate() {
+            let at = at + offset;
+            // As in `channels_last::block`: a whole vector where the input goes on (its other
+            // lanes are never mixed in or stored), a copy at the input's end.
+            let value = if at + lanes <= self.input.len() {
+                load::<S>(self.input, at)
+            } else {
+                load_first(simd, self.input, at, width, R::FILL)
+            };
+            acc = if t == 0 {
+                rule.first(simd, value, unused)
+            } else {
+                rule.add(simd, acc, value, unused)
+            };
+            if R::FLAGS_NAN {
+                acc.index = pulp::cast(simd.add_f32s(pulp::cast(acc.index), value));
+            }
+        }
+        acc
+    }
+}
