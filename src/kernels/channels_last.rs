@@ -83,9 +83,10 @@ impl<R: Reducer> ChannelsLast<'_, R> {
         let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
         let prefetcher = Prefetcher::new(STREAMS);
         // Rows whose windows are whole in z and y run their interior pixels through
-        // [`WholeRun`]; not with prefetching (`vgg`'s 2x2 windows keep the compiled taps) nor
-        // for the windows the compiled tap loops serve.
-        let offsets = if R::TRACKS_INDEX || STREAMS || square != 0 {
+        // [`WholeRun`], but not with prefetching or 2x2 windows (`vgg` NHWC keeps its compiled
+        // taps). 3x3 sums took fewer instructions there than with theirs: `inception` NHWC
+        // 1.62 to 1.23 million a call.
+        let offsets = if R::TRACKS_INDEX || STREAMS || square == 2 {
             None
         } else {
             TapOffsets::new(plan)
@@ -272,7 +273,8 @@ pub(crate) fn flags_nan(plan: &Plan<f32>, isa: Isa) -> bool {
 /// 3x3 max windows were slower on a Zen 1 (`resnet` 329 to 350 µs, `alexnet` 111 to 115 µs,
 /// `train` 3.32 to 3.49 ms) and take more instructions with today's flagged max on a Zen 3
 /// (`resnet` 1.69 to 1.78 million a call, `alexnet` 636 to 685 thousand); 3x3 sums take
-/// fewer: `inception` 2.02 to 1.64 million (cachegrind; time within the VM's noise).
+/// fewer: `inception` 2.02 to 1.64 million (cachegrind; time within the VM's noise); rows of
+/// whole windows now run them through [`WholeRun`] instead, which takes fewer still.
 fn square_window(plan: &Plan<f32>, sums: bool) -> usize {
     let [az, ay, ax] = &plan.axes;
     let flat_z = az.kernel == 1 && az.dilation == 1;
