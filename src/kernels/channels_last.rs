@@ -116,12 +116,27 @@ impl<R: Reducer> ChannelsLast<'_, R> {
                 interior: interior.clone(),
                 prefetcher,
             };
+            // The interior pixels that `WholeRun` takes, if any: skipped by the loop below, so
+            // that the general pixel path is compiled once (three loops over it made the
+            // library's release build 50 % longer).
             let whole_yz = tz.count == az.kernel && ty.count == ay.kernel;
-            match &offsets {
-                Some(taps) if whole_yz && !interior.is_empty() => {
-                    for ox in 0..interior.start {
-                        row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
-                    }
+            let whole_run = match &offsets {
+                Some(taps) if whole_yz && !interior.is_empty() => Some(taps),
+                _ => None,
+            };
+            let skip_from = if whole_run.is_some() {
+                interior.start
+            } else {
+                ax.output
+            };
+            let mut ox = 0;
+            while ox < ax.output {
+                if ox != skip_from {
+                    row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
+                    ox += 1;
+                    continue;
+                }
+                if let Some(taps) = whole_run {
                     let strides = &plan.input_strides;
                     let first_tx = ax.taps(interior.start);
                     let run = WholeRun {
@@ -137,15 +152,8 @@ impl<R: Reducer> ChannelsLast<'_, R> {
                     let interior_out =
                         &mut output[interior.start * channels..][..interior.len() * channels];
                     run.pixels(simd, rule, interior_out, channels);
-                    for ox in interior.end..ax.output {
-                        row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
-                    }
                 }
-                _ => {
-                    for ox in 0..ax.output {
-                        row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
-                    }
-                }
+                ox = interior.end;
             }
         }
     }
