@@ -112,6 +112,24 @@ impl std::fmt::Display for Isa {
     }
 }
 
+/// A kernel task, run on a level through [`dispatch`].
+pub(crate) trait OnLevels {
+    /// Runs the task with the level's SIMD token.
+    fn run_on(self, isa: Isa);
+}
+
+/// Not `#[inline]`, on purpose. rustc compiles a method of an impl in the codegen unit of the
+/// impl's self type, here the task's own kernel module, and copies the `#[inline]` functions it
+/// calls (this `dispatch`, pulp's `vectorize` entry points) into that unit. Called from the
+/// kernel chooser as an inlined `dispatch`, every kernel of every level was optimized in the
+/// chooser's one codegen unit, on one core: 10 minutes per release build of the library, more
+/// than 20 for the fuzz build.
+impl<Op: WithSimd<Output = ()>> OnLevels for Op {
+    fn run_on(self, isa: Isa) {
+        dispatch(isa, self)
+    }
+}
+
 /// Runs `op` with the level's SIMD token. A level the CPU lacks (plans never hold one) runs the
 /// portable path instead.
 #[inline]

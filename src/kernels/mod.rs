@@ -30,7 +30,7 @@ mod whole_windows;
 use std::ops::Range;
 
 use crate::geometry::Taps;
-use crate::isa::{Isa, dispatch};
+use crate::isa::{Isa, OnLevels};
 use crate::plan::Reduction;
 use crate::{Layout, Plan};
 use reduce::{Average, L1, L2, Max, MaxFlagged, MaxValue, Rule};
@@ -492,6 +492,6 @@ fn fixed_window<R: reduce::Reducer>(
 }
 
 #[inline(always)]
-pub(crate) fn go<Op: pulp::WithSimd<Output = ()>>(isa: Isa, op: Op) {
-    dispatch(isa, op)
+pub(crate) fn go<Op: OnLevels>(isa: Isa, op: Op) {
+    op.run_on(isa)
 }
