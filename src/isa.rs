@@ -133,7 +133,7 @@ impl<Op: WithSimd<Output = ()>> OnLevels for Op {
 /// Runs `op` with the level's SIMD token. A level the CPU lacks (plans never hold one) runs the
 /// portable path instead.
 #[inline]
-pub(crate) fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
+fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
     match isa {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         Isa::V4 => match pulp::x86::V4::try_new() {
