@@ -110,14 +110,15 @@ pub(crate) fn column_maxima_pair<S: Simd>(
         row
     };
     let rows = [next_row(), next_row(), next_row(), next_row(), next_row()];
-    let (top, bottom) = (&mut top[..span], &mut bottom[..span]);
+    // The stores go to whole-vector chunks, which need no check either.
+    let top = top[..span].chunks_exact_mut(lanes);
+    let bottom = bottom[..span].chunks_exact_mut(lanes);
     let mut lowest = simd.splat_i32s(0);
     let mut nan = simd.splat_i32s(0);
-    for v in 0..span / lanes {
-        let x = v * lanes;
-        let values = load_rows(simd, &rows, x, &mut lowest, &mut nan);
-        store::<S>(top, x, max_of(simd, &values[..3]));
-        store::<S>(bottom, x, max_of(simd, &values[2..]));
+    for (v, (top, bottom)) in top.zip(bottom).enumerate() {
+        let values = load_rows(simd, &rows, v * lanes, &mut lowest, &mut nan);
+        store::<S>(top, 0, max_of(simd, &values[..3]));
+        store::<S>(bottom, 0, max_of(simd, &values[2..]));
     }
     Some(Found::of(simd, lowest, nan))
 }
@@ -133,9 +134,9 @@ fn columns_of<S: Simd, const N: usize>(
     let lanes = lanes::<S>();
     let mut lowest = simd.splat_i32s(0);
     let mut nan = simd.splat_i32s(0);
-    for x in (0..to.len()).step_by(lanes) {
-        let values = load_rows(simd, &rows, x, &mut lowest, &mut nan);
-        store::<S>(to, x, max_of(simd, &values));
+    for (v, to) in to.chunks_exact_mut(lanes).enumerate() {
+        let values = load_rows(simd, &rows, v * lanes, &mut lowest, &mut nan);
+        store::<S>(to, 0, max_of(simd, &values));
     }
     (lowest, nan)
 }

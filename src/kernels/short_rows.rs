@@ -376,17 +376,21 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
             let (plane, oz, oy0) = (cursor.outer, cursor.oz, cursor.oy);
             let band = BAND.min(ay.output - oy0).min(rows.len() - local_row);
             let base = plane * strides[1] + oz * az.stride * strides[2];
+            // Each row's window rows (offset of the first, count), found once: the pairing
+            // below and a doubtful row's second pass both read them.
+            let mut windows = [(0, 0); BAND];
+            for (b, window) in windows[..band].iter_mut().enumerate() {
+                let ty = ay.taps_given_interior(oy0 + b, &y_interior);
+                *window = (base + ty.first * strides[3], ty.count);
+            }
             let mut found = [Found::default(); BAND];
             let mut b = 0;
             while b < band {
-                let ty = ay.taps_given_interior(oy0 + b, &y_interior);
-                let start = base + ty.first * strides[3];
+                let (start, count) = windows[b];
                 let (column, next) = columns[b * row_len..].split_at_mut(row_len);
                 // Two windows whose rows follow on (y stride 2) read their shared row once.
-                let pair = b + 1 < band && ty.count == 3 && {
-                    let next_ty = ay.taps_given_interior(oy0 + b + 1, &y_interior);
-                    next_ty.count == 3 && next_ty.first == ty.first + 2
-                };
+                let pair =
+                    count == 3 && windows[..band].get(b + 1) == Some(&(start + 2 * strides[3], 3));
                 if pair {
                     let read = column_maxima_pair::<S>(
                         simd,
@@ -405,22 +409,24 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
                         continue;
                     }
                 }
-                let read = column_maxima::<S>(
+                found[b] = column_maxima::<S>(
                     simd,
                     input,
                     start,
-                    ty.count,
+                    count,
                     strides[3],
                     width,
                     whole,
                     &mut column[left..],
                 );
-                found[b] = read;
                 b += 1;
             }
-            for (b, read) in found[..band].iter().enumerate() {
-                let column = &columns[b * row_len..][..row_len];
-                let out = &mut output[(local_row + b) * ax.output..][..ax.output];
+            let outs =
+                output[local_row * ax.output..][..band * ax.output].chunks_exact_mut(ax.output);
+            let lines = columns.chunks_exact(row_len).zip(outs);
+            for ((column, out), (read, &(start, count))) in
+                lines.zip(found.iter().zip(&windows[..band]))
+            {
                 let doubt = read.nan()
                     || if read.negative_zero() {
                         x_maxima::<S, KX, V, true>(simd, column, out)
@@ -428,16 +434,8 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
                         x_maxima::<S, KX, V, false>(simd, column, out)
                     };
                 if doubt {
-                    let ty = ay.taps_given_interior(oy0 + b, &y_interior);
                     exact_row::<S, KX, V>(
-                        simd,
-                        &taps,
-                        input,
-                        base + ty.first * strides[3],
-                        ty.count,
-                        strides[3],
-                        edge_row,
-                        out,
+                        simd, &taps, input, start, count, strides[3], edge_row, out,
                     );
                 }
                 cursor.advance();
