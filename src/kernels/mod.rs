@@ -7,6 +7,7 @@
 
 pub(crate) mod channels_first;
 pub(crate) mod channels_last;
+mod channels_last_sums;
 pub(crate) mod columns_first;
 pub(crate) mod fixed_window;
 pub(crate) mod flat_planes;
@@ -340,6 +341,17 @@ pub(crate) fn run_rows(
                 Rule::L2 => go(isa, $task { rule: L2, plan, input, output, indices, rows }),
             }
         };
+        // The sum rules through `$sums`, a wrapper task type in a module of its own (a codegen
+        // unit of their own: see `channels_last_sums`).
+        ($rule:expr, $task:ident, $sums:ident) => {
+            match $rule {
+                Rule::Max if indexed => go(isa, $task { rule: Max, plan, input, output, indices, rows }),
+                Rule::Max => go(isa, $task { rule: MaxValue, plan, input, output, indices, rows }),
+                Rule::Average => go(isa, $sums($task { rule: Average, plan, input, output, indices, rows })),
+                Rule::L1 => go(isa, $sums($task { rule: L1, plan, input, output, indices, rows })),
+                Rule::L2 => go(isa, $sums($task { rule: L2, plan, input, output, indices, rows })),
+            }
+        };
     }
     // Kernels without indices (max values only: with indices another kernel runs).
     #[rustfmt::skip]
@@ -355,6 +367,7 @@ pub(crate) fn run_rows(
     }
     use channels_first::ChannelsFirst;
     use channels_last::ChannelsLast;
+    use channels_last_sums::ChannelsLastSums;
     use flat_planes::FlatPlanes;
     use global::GlobalChannelsFirst;
     use global_channels_last::GlobalChannelsLast;
@@ -372,7 +385,7 @@ pub(crate) fn run_rows(
             },
         ),
         Kernel::SeparableMax if plan.layout == Layout::ChannelsLast => {
-            with_rule!(Rule::Max, ChannelsLast)
+            with_rule!(Rule::Max, ChannelsLast, ChannelsLastSums)
         }
         Kernel::SeparableMax => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::FixedWindow(Rule::Max) if indices.is_none() => {
@@ -395,24 +408,26 @@ pub(crate) fn run_rows(
                 },
             )
         }
-        Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast),
+        Kernel::ChannelsLast(rule) => with_rule!(rule, ChannelsLast, ChannelsLastSums),
         Kernel::ChannelsFirst(rule) => with_rule!(rule, ChannelsFirst),
         Kernel::GlobalChannelsFirst(rule) => with_rule!(rule, GlobalChannelsFirst),
         Kernel::GlobalChannelsLast(Rule::Max) if indices.is_some() => {
-            with_rule!(Rule::Max, ChannelsLast)
+            with_rule!(Rule::Max, ChannelsLast, ChannelsLastSums)
         }
         Kernel::GlobalChannelsLast(rule) => with_value_rule!(rule, GlobalChannelsLast),
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
         Kernel::FlatPlanes(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::FlatPlanes(rule) => with_value_rule!(rule, FlatPlanes),
-        Kernel::ViaPlanes(rule) if indices.is_some() => with_rule!(rule, ChannelsLast),
+        Kernel::ViaPlanes(rule) if indices.is_some() => {
+            with_rule!(rule, ChannelsLast, ChannelsLastSums)
+        }
         Kernel::ViaPlanes(_) => via_planes::run(plan, input, output, rows),
         Kernel::ShortRowsMax if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::ShortRowsMax => short_rows(plan, isa, input, output, rows),
         Kernel::Pairs(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, SmallPlanes),
         Kernel::Pairs(rule) => with_value_rule!(rule, Pairs),
         Kernel::PairsChannelsLast(Rule::Max) if indices.is_some() => {
-            with_rule!(Rule::Max, ChannelsLast)
+            with_rule!(Rule::Max, ChannelsLast, ChannelsLastSums)
         }
         Kernel::PairsChannelsLast(rule) => with_value_rule!(rule, Pairs),
     }
