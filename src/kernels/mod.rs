@@ -333,17 +333,11 @@ pub(crate) fn run_rows(
     #[rustfmt::skip]
     macro_rules! with_rule {
         ($rule:expr, $task:ident) => {
-            match $rule {
-                Rule::Max if indexed => go(isa, $task { rule: Max, plan, input, output, indices, rows }),
-                Rule::Max => go(isa, $task { rule: MaxValue, plan, input, output, indices, rows }),
-                Rule::Average => go(isa, $task { rule: Average, plan, input, output, indices, rows }),
-                Rule::L1 => go(isa, $task { rule: L1, plan, input, output, indices, rows }),
-                Rule::L2 => go(isa, $task { rule: L2, plan, input, output, indices, rows }),
-            }
+            with_rule!($rule, $task, core::convert::identity)
         };
-        // The sum rules through `$sums`, a wrapper task type in a module of its own (a codegen
-        // unit of their own: see `channels_last_sums`).
-        ($rule:expr, $task:ident, $sums:ident) => {
+        // The sum rules through `$sums`: `ChannelsLastSums`, a wrapper task type in a module of
+        // its own (a codegen unit of their own: see `channels_last_sums`), or no wrapper.
+        ($rule:expr, $task:ident, $sums:path) => {
             match $rule {
                 Rule::Max if indexed => go(isa, $task { rule: Max, plan, input, output, indices, rows }),
                 Rule::Max => go(isa, $task { rule: MaxValue, plan, input, output, indices, rows }),
