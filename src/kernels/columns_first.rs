@@ -78,47 +78,50 @@ pub(crate) fn column_maxima<S: Simd>(
     Found::of(simd, lowest, nan)
 }
 
-/// [`column_maxima`] for two 3-row windows, the second starting at the first's last row (a
-/// y stride of 2): the 5 rows (from `first`, `stride` apart) are read once, the maxima of rows
-/// 0-2 written to `top` and of rows 2-4 to `bottom`, and what the 5 rows held returned for
-/// both. `None`, with nothing written, unless `whole` and the rows' whole vectors lie inside
-/// `input`.
+/// [`column_maxima`] for `N` 3-row windows, each starting at the one before's last row (a y
+/// stride of 2): the `R = 2 N + 1` rows (from `first`, `stride` apart) are read once, window
+/// `k`'s maxima (of rows `2 k` to `2 k + 2`) written to `to[k * row_len..][..width]`, and what
+/// the rows held returned for all `N`. `None`, with nothing written, unless `whole` and the
+/// rows' whole vectors lie inside `input`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) fn column_maxima_pair<S: Simd>(
+pub(crate) fn column_maxima_run<S: Simd, const N: usize, const R: usize>(
     simd: S,
     input: &[f32],
     first: usize,
     stride: usize,
     width: usize,
     whole: bool,
-    top: &mut [f32],
-    bottom: &mut [f32],
+    to: &mut [f32],
+    row_len: usize,
 ) -> Option<Found> {
+    debug_assert_eq!(R, 2 * N + 1);
     let lanes = lanes::<S>();
-    let span = width.div_ceil(lanes) * lanes;
-    if !whole || first + 4 * stride + span > input.len() {
+    let vectors = width.div_ceil(lanes);
+    let span = vectors * lanes;
+    if !whole || first + (R - 1) * stride + span > input.len() {
         return None;
     }
     // The rows split off one after another (a compare or two each, in registers), and the
     // loop counts vectors, so that the loads and stores need no check of their own: `alexnet`
-    // NCHW 809 -> 773 thousand instructions a call, `resnet` 1.73 -> 1.62 million.
+    // NCHW 809 -> 773 thousand instructions a call, `resnet` 1.73 -> 1.62 million (pairs).
     let mut rest = &input[first..];
-    let mut next_row = || {
-        let row = &rest[..span];
+    let mut rows = [rest; R];
+    for row in &mut rows {
+        *row = &rest[..span];
         rest = rest.get(stride..).unwrap_or(&[]);
-        row
-    };
-    let rows = [next_row(), next_row(), next_row(), next_row(), next_row()];
-    // The stores go to whole-vector chunks, which need no check either.
-    let top = top[..span].chunks_exact_mut(lanes);
-    let bottom = bottom[..span].chunks_exact_mut(lanes);
+    }
+    // One slice for the `N` rows of maxima, `row_len` (a constant) apart: one address
+    // register for the stores (a slice a row took 15 registers with the input rows').
+    let to = to.get_mut(..(N - 1) * row_len + vectors * lanes)?;
     let mut lowest = simd.splat_i32s(0);
     let mut nan = simd.splat_i32s(0);
-    for (v, (top, bottom)) in top.zip(bottom).enumerate() {
-        let values = load_rows(simd, &rows, v * lanes, &mut lowest, &mut nan);
-        store::<S>(top, 0, max_of(simd, &values[..3]));
-        store::<S>(bottom, 0, max_of(simd, &values[2..]));
+    for v in 0..vectors {
+        let x = v * lanes;
+        let values = load_rows(simd, &rows, x, &mut lowest, &mut nan);
+        for k in 0..N {
+            store::<S>(to, k * row_len + x, max_of(simd, &values[2 * k..2 * k + 3]));
+        }
     }
     Some(Found::of(simd, lowest, nan))
 }
@@ -271,9 +274,11 @@ fn lane_bits<S: Simd>(simd: S, mask: S::m32s) -> u32 {
 
 /// The x pass over one row of column maxima (−∞ where the padding lies, no NaN): each output's
 /// `KX` taps (at `2 ox`, `2 ox + 1`, `2 ox + 2` of the row) by the one-`maxps` rule, in the
-/// unordered loads' lane order until stored to `out`. With `ZEROS`, whether a result is 0 or
-/// −0, lanes past `out`'s end included (a false alarm costs only a recomputation); without,
-/// `false`.
+/// unordered loads' lane order until stored to `out`, which holds the row and the output rows
+/// after it: the row's last vector is stored whole where `out` has room (what it writes past
+/// the row is for the next row's pass to write over; a masked store took 10 instructions a
+/// row), else up to `out`'s end. With `ZEROS`, whether a result is 0 or −0, lanes past the
+/// row's end included (a false alarm costs only a recomputation); without, `false`.
 #[inline(always)]
 pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize, const ZEROS: bool>(
     simd: S,
@@ -284,27 +289,42 @@ pub(crate) fn x_maxima<S: Simd, const KX: usize, const V: usize, const ZEROS: bo
     // One bounds check for the row: the loads below then need none (`resnet`'s 7-vector rows
     // ran 37 instructions a vector with them, 13 of them the work).
     let column = &column[..(2 * V + 1) * lanes];
-    let zero = simd.splat_u32s(0);
-    let rule = MaxOfNumbers;
     let fzero = simd.splat_f32s(0.0);
     let mut zeros = simd.not_m32s(simd.equal_f32s(fzero, fzero));
-    for v in 0..V {
-        let at = 2 * v * lanes;
-        let [t0, t1] = load_deinterleaved_unordered(simd, column, at);
-        let mut acc = Acc {
-            value: t0,
-            index: zero,
-        };
-        acc = rule.add(simd, acc, t1, zero);
-        if KX == 3 {
-            let [t2, _] = load_deinterleaved_unordered(simd, column, at + 2);
-            acc = rule.add(simd, acc, t2, zero);
-        }
-        let value = acc.value;
+    // Every vector but the last is whole (the row has more than `V - 1` vectors of outputs):
+    // stored without `store_clipped`'s test (3 instructions a vector on `alexnet`'s rows).
+    // The last is stored whole unless `out` ends inside it.
+    let (whole, last) = out.split_at_mut(((V - 1) * lanes).min(out.len()));
+    for (v, to) in whole.chunks_exact_mut(lanes).enumerate() {
+        let value = x_vector::<S, KX>(simd, column, v);
         if ZEROS {
             zeros = simd.or_m32s(zeros, simd.equal_f32s(value, fzero));
         }
-        store_clipped(simd, out, v * lanes, in_order(simd, value));
+        store::<S>(to, 0, in_order(simd, value));
     }
+    let value = x_vector::<S, KX>(simd, column, V - 1);
+    if ZEROS {
+        zeros = simd.or_m32s(zeros, simd.equal_f32s(value, fzero));
+    }
+    store_clipped(simd, last, 0, in_order(simd, value));
     ZEROS && lane_bits(simd, zeros) != 0
+}
+
+/// Output vector `v` of [`x_maxima`]'s row, lanes in the loads' order.
+#[inline(always)]
+fn x_vector<S: Simd, const KX: usize>(simd: S, column: &[f32], v: usize) -> S::f32s {
+    let zero = simd.splat_u32s(0);
+    let rule = MaxOfNumbers;
+    let at = 2 * v * lanes::<S>();
+    let [t0, t1] = load_deinterleaved_unordered(simd, column, at);
+    let mut acc = Acc {
+        value: t0,
+        index: zero,
+    };
+    acc = rule.add(simd, acc, t1, zero);
+    if KX == 3 {
+        let [t2, _] = load_deinterleaved_unordered(simd, column, at + 2);
+        acc = rule.add(simd, acc, t2, zero);
+    }
+    acc.value
 }

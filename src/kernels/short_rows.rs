@@ -18,7 +18,7 @@
 //! ```text
 //! for each band of up to 16 output rows of one plane:
 //!     for each output row: columns[row][left + x] = max over the window rows of input[y][x]
-//!         (two 3-row windows y stride 2 apart in one loop, their shared row read once)
+//!         (four or two 3-row windows y stride 2 apart in one loop, shared rows read once)
 //!     for each output row: output = the max of columns at 2 ox, 2 ox + 1, 2 ox + 2
 //!         (deinterleaving loads, one `maxps` a tap); computed again as above if its rows held
 //!         a NaN, or if a result is 0 and its rows held a −0
@@ -46,7 +46,7 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
-use super::columns_first::{Found, column_maxima, column_maxima_pair, x_maxima};
+use super::columns_first::{Found, column_maxima, column_maxima_run, x_maxima};
 use super::fixed_window::{PREFETCH_FROM, PREFETCH_ROWS};
 use super::prefetch::Prefetcher;
 use super::reduce::{Acc, MaxValue, Reducer};
@@ -119,7 +119,9 @@ impl<const KX: usize, const V: usize> WithSimd for ShortRows<'_, KX, V> {
             output,
             rows,
         } = self;
-        if KX == 3 && input.len() < COLUMNS_FIRST_BELOW {
+        let span =
+            plan.axes[2].pad_begin + plan.axes[2].input.div_ceil(lanes::<S>()) * lanes::<S>();
+        if KX == 3 && input.len() < COLUMNS_FIRST_BELOW && span <= columns_row_len::<S, V>() {
             return columns_first::<S, KX, V>(simd, plan, input, output, rows);
         }
         let lanes = lanes::<S>();
@@ -337,6 +339,13 @@ const BAND: usize = 16;
 /// 112x112 planes 56 against 66 µs in cache, 8.0 against 5.4 ms from memory).
 const COLUMNS_FIRST_BELOW: usize = PREFETCH_FROM;
 
+/// The length of [`columns_first`]'s rows of column maxima: room for the x pass's loads
+/// (`2 V + 1` vectors) and a vector more. A window row of `2 o + 2` elements at most (left
+/// padding included) with `o <= V lanes` outputs fits in it rounded up to whole vectors.
+fn columns_row_len<S: Simd, const V: usize>() -> usize {
+    (2 * V + 2) * lanes::<S>()
+}
+
 /// The output rows `rows` of a 3-wide window, columns first: for a band of output rows, each
 /// one's window rows are reduced column by column (plain loads, a row of column maxima each,
 /// −∞ where the padding lies), then the x pass reads each row of maxima by deinterleaving loads.
@@ -360,7 +369,9 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
     let taps = XTaps::<S, V>::new(simd, ax.input, ax.pad_begin);
     let left = ax.pad_begin;
     let width = ax.input;
-    let row_len = (taps.reach.max(left + width)).div_ceil(lanes) * lanes + lanes;
+    // A constant, so that rows of maxima `row_len` apart share an address register.
+    let row_len = columns_row_len::<S, V>();
+    debug_assert!(row_len >= taps.reach.max(left + width.div_ceil(lanes) * lanes));
     // No window reaches past the row's end: whole vectors may be read there.
     let whole = 2 * (ax.output - 1) + KX <= left + width;
     let mut buffer = scratch::take(taps.reach + BAND * row_len);
@@ -387,28 +398,38 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
             let mut b = 0;
             while b < band {
                 let (start, count) = windows[b];
-                let (column, next) = columns[b * row_len..].split_at_mut(row_len);
-                // Two windows whose rows follow on (y stride 2) read their shared row once.
-                let pair =
-                    count == 3 && windows[..band].get(b + 1) == Some(&(start + 2 * strides[3], 3));
-                if pair {
-                    let read = column_maxima_pair::<S>(
+                // Windows whose rows follow on (y stride 2) read their shared rows once.
+                let run = match chain_length(&windows[..band], b, strides[3]) {
+                    4.. => column_maxima_run::<S, 4, 9>(
                         simd,
                         input,
                         start,
                         strides[3],
                         width,
                         whole,
-                        &mut column[left..],
-                        &mut next[left..row_len],
-                    );
-                    if let Some(read) = read {
-                        found[b] = read;
-                        found[b + 1] = read;
-                        b += 2;
-                        continue;
-                    }
+                        &mut columns[b * row_len + left..],
+                        row_len,
+                    )
+                    .map(|read| (read, 4)),
+                    2.. => column_maxima_run::<S, 2, 5>(
+                        simd,
+                        input,
+                        start,
+                        strides[3],
+                        width,
+                        whole,
+                        &mut columns[b * row_len + left..],
+                        row_len,
+                    )
+                    .map(|read| (read, 2)),
+                    _ => None,
+                };
+                if let Some((read, n)) = run {
+                    found[b..b + n].fill(read);
+                    b += n;
+                    continue;
                 }
+                let column = &mut columns[b * row_len..][..row_len];
                 found[b] = column_maxima::<S>(
                     simd,
                     input,
@@ -421,29 +442,44 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
                 );
                 b += 1;
             }
-            let outs =
-                output[local_row * ax.output..][..band * ax.output].chunks_exact_mut(ax.output);
-            let lines = columns.chunks_exact(row_len).zip(outs);
-            for ((column, out), (read, &(start, count))) in
-                lines.zip(found.iter().zip(&windows[..band]))
-            {
+            // The output from the row on: the row's last vector may be stored whole, across
+            // its end, where a later row is yet to be written.
+            let mut rest = &mut output[local_row * ax.output..];
+            let lines = columns.chunks_exact(row_len);
+            for (column, (read, &(start, count))) in lines.zip(found.iter().zip(&windows[..band])) {
                 let doubt = read.nan()
                     || if read.negative_zero() {
-                        x_maxima::<S, KX, V, true>(simd, column, out)
+                        x_maxima::<S, KX, V, true>(simd, column, rest)
                     } else {
-                        x_maxima::<S, KX, V, false>(simd, column, out)
+                        x_maxima::<S, KX, V, false>(simd, column, rest)
                     };
+                let (out, after) = core::mem::take(&mut rest).split_at_mut(ax.output);
                 if doubt {
                     exact_row::<S, KX, V>(
                         simd, &taps, input, start, count, strides[3], edge_row, out,
                     );
                 }
+                rest = after;
                 cursor.advance();
             }
             local_row += band;
         }
     }
     scratch::give_back(buffer);
+}
+
+/// How many windows from `windows[b]` on (at most 4) are 3 rows each, each starting at the
+/// one before's last row (`stride` apart).
+#[inline(always)]
+fn chain_length(windows: &[(usize, usize)], b: usize, stride: usize) -> usize {
+    let Some(&(start, 3)) = windows.get(b) else {
+        return 0;
+    };
+    let mut n = 1;
+    while n < 4 && windows.get(b + n) == Some(&(start + 2 * n * stride, 3)) {
+        n += 1;
+    }
+    n
 }
 
 /// One output row by the row-major rule: each window row's x maxima, folded in window order.
