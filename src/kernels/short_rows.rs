@@ -399,29 +399,24 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
             while b < band {
                 let (start, count) = windows[b];
                 // Windows whose rows follow on (y stride 2) read their shared rows once.
+                macro_rules! run_of {
+                    ($n:literal, $rows:literal) => {
+                        column_maxima_run::<S, $n, $rows>(
+                            simd,
+                            input,
+                            start,
+                            strides[3],
+                            width,
+                            whole,
+                            &mut columns[b * row_len + left..],
+                            row_len,
+                        )
+                        .map(|read| (read, $n))
+                    };
+                }
                 let run = match chain_length(&windows[..band], b, strides[3]) {
-                    4.. => column_maxima_run::<S, 4, 9>(
-                        simd,
-                        input,
-                        start,
-                        strides[3],
-                        width,
-                        whole,
-                        &mut columns[b * row_len + left..],
-                        row_len,
-                    )
-                    .map(|read| (read, 4)),
-                    2.. => column_maxima_run::<S, 2, 5>(
-                        simd,
-                        input,
-                        start,
-                        strides[3],
-                        width,
-                        whole,
-                        &mut columns[b * row_len + left..],
-                        row_len,
-                    )
-                    .map(|read| (read, 2)),
+                    4.. => run_of!(4, 9),
+                    2.. => run_of!(2, 5),
                     _ => None,
                 };
                 if let Some((read, n)) = run {
