@@ -1,6 +1,6 @@
 //! Times one bench-suite-like case (on one thread unless `PAR=1`), for profiling:
 //! `cargo run --release --example profile_case -- nchw|nhwc [resnet|vgg|alexnet|train|sppf|inception|tiny|small|global]`
-//! (`ITERS=n` calls; `PAR=1` runs on rayon's pool; `DIRECT=1` turns the separable max kernel
+//! (`ITERS=n` calls; `PAR=1` runs on rayon's pool, `TASKS=n` in n bands; `DIRECT=1` turns the separable max kernel
 //! off; `SIDE=n` sizes `small`, `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape).
 
 use nnpool::{Layout, Padding, Plan, PoolDesc};
@@ -63,6 +63,9 @@ fn main() {
     let mut plan = Plan::<f32>::new(&desc, layout, &shape)
         .unwrap()
         .with_parallel(std::env::var("PAR").is_ok());
+    if let Some(tasks) = std::env::var("TASKS").ok().and_then(|v| v.parse().ok()) {
+        plan = plan.with_forced_tasks(tasks);
+    }
     if std::env::var("DIRECT").is_ok() {
         plan = plan.without_separable();
     }
