@@ -1,9 +1,11 @@
 //! What a trip through rayon's pool costs a caller outside it, the floor under every parallel
 //! run: `cargo run --release --example pool_round_trip` (`WORK=µs` of spinning per call, 48 by
 //! default, about `alexnet_max` NCHW on one thread). Prints the call time run serially, as 8
-//! and as 2 pool tasks, and as half on the caller and half in the pool (`in_place_scope`).
+//! and as 2 pool tasks, as half on the caller and half in the pool (`in_place_scope`), as chunks shared by the
+//! caller and the pool, and the same with the caller spinning for the pool's last chunks.
 
 use std::hint::spin_loop;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -23,6 +25,48 @@ fn per_call(calls: u32, mut f: impl FnMut()) -> Duration {
         f();
     }
     start.elapsed() / calls
+}
+
+/// `chunks` chunks of `micros` each, taken from one counter by the caller and by one job per
+/// other pool thread: the caller starts at once and takes what the pool has not yet woken for.
+fn shared_chunks(chunks: usize, micros: f64) {
+    let next = AtomicUsize::new(0);
+    let take = || {
+        while next.fetch_add(1, Ordering::Relaxed) < chunks {
+            spin(micros);
+        }
+    };
+    rayon::in_place_scope(|scope| {
+        for _ in 1..rayon::current_num_threads() {
+            scope.spawn(|_| take());
+        }
+        take();
+    });
+}
+
+/// As [`shared_chunks`], the caller then spinning until the helpers are done rather than
+/// sleeping in the scope's wait (what `nnpool`'s bands do).
+fn spun_chunks(chunks: usize, micros: f64) {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let take = || {
+        while next.fetch_add(1, Ordering::Relaxed) < chunks {
+            spin(micros);
+        }
+    };
+    let helpers = rayon::current_num_threads() - 1;
+    rayon::in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| {
+                take();
+                done.fetch_add(1, Ordering::Release);
+            });
+        }
+        take();
+        while done.load(Ordering::Acquire) < helpers {
+            spin_loop();
+        }
+    });
 }
 
 fn main() {
@@ -50,9 +94,11 @@ fn main() {
                 spin(work / 2.0);
             });
         });
+        let shared = per_call(calls, || shared_chunks(8, work / 8.0));
+        let spun = per_call(calls, || spun_chunks(8, work / 8.0));
         println!(
             "round {round}: serial {serial:.1?}, 8 tasks {eight:.1?}, 2 tasks {two:.1?}, \
-             half in place {in_place:.1?}"
+             half in place {in_place:.1?}, 8 shared chunks {shared:.1?}, the same spinning at the end {spun:.1?}"
         );
     }
 }

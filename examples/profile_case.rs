@@ -1,6 +1,7 @@
 //! Times one bench-suite-like case (on one thread unless `PAR=1`), for profiling:
 //! `cargo run --release --example profile_case -- nchw|nhwc [resnet|vgg|alexnet|train|sppf|inception|tiny|small|global]`
-//! (`ITERS=n` calls; `PAR=1` runs on rayon's pool, `TASKS=n` in n bands; `DIRECT=1` turns the
+//! (`ITERS=n` calls; `PAR=1` runs on rayon's pool, `INSIDE=1` from a thread of the pool,
+//! `TASKS=n` in n bands; `DIRECT=1` turns the
 //! separable max kernel off; `SIDE=n` sizes `small`, `BATCH=n` sizes `global`, `SHAPE=n,c,h,w`
 //! replaces the shape).
 
@@ -76,9 +77,21 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    let t = std::time::Instant::now();
-    for _ in 0..iters {
-        plan.run(&input, &mut out).unwrap();
-    }
-    println!("{} {:?}/call", plan.kernel_name(), t.elapsed() / iters);
+    let mut calls = || {
+        let t = std::time::Instant::now();
+        for _ in 0..iters {
+            plan.run(&input, &mut out).unwrap();
+        }
+        t.elapsed() / iters
+    };
+    // `INSIDE=1`: called from a thread of the pool, as a framework's own parallel loop would.
+    let per_call = if std::env::var("INSIDE").is_ok() {
+        rayon::ThreadPoolBuilder::new()
+            .build()
+            .unwrap()
+            .install(calls)
+    } else {
+        calls()
+    };
+    println!("{} {per_call:?}/call", plan.kernel_name());
 }

@@ -1,9 +1,13 @@
 //! The split of a run into tasks over rayon: contiguous bands of output rows (see
 //! `kernels::row_shape`), each written by one single-threaded kernel call. Every output element
 //! is computed the same way whatever the band it falls in, so results are bit-identical for any
-//! thread count. Runs on the caller's rayon pool (`ThreadPool::install` to choose one).
+//! thread count. Runs on the caller's rayon pool (`ThreadPool::install` to choose one), the
+//! calling thread taking its share of the bands (see [`share`]).
 
-use rayon::prelude::*;
+use std::hint::spin_loop;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::kernels::{self, row_shape};
 use crate::{Layout, Plan};
@@ -69,25 +73,74 @@ pub(crate) fn run(
         return;
     }
     let chunk = band * row_len;
+    let helpers = threads.saturating_sub(1).min(tasks - 1);
+    let run_band = |t: usize, out: &mut [f32], idx: Option<&mut [i64]>| {
+        let start = t * band;
+        let rows = start..start + out.len() / row_len;
+        kernels::run_rows(plan, kernel, isa, input, out, idx, rows);
+    };
     match indices {
-        None => output
-            .par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(t, out)| {
-                let start = t * band;
-                let rows = start..start + out.len() / row_len;
-                kernels::run_rows(plan, kernel, isa, input, out, None, rows);
-            }),
-        Some(indices) => output
-            .par_chunks_mut(chunk)
-            .zip(indices.par_chunks_mut(chunk))
-            .enumerate()
-            .for_each(|(t, (out, idx))| {
-                let start = t * band;
-                let rows = start..start + out.len() / row_len;
-                kernels::run_rows(plan, kernel, isa, input, out, Some(idx), rows);
-            }),
+        None => share(output.chunks_mut(chunk).enumerate(), helpers, |(t, out)| {
+            run_band(t, out, None)
+        }),
+        Some(indices) => share(
+            output
+                .chunks_mut(chunk)
+                .zip(indices.chunks_mut(chunk))
+                .enumerate(),
+            helpers,
+            |(t, (out, idx))| run_band(t, out, Some(idx)),
+        ),
     }
+}
+
+/// How long the calling thread spins for the last bands of others before it sleeps in the
+/// scope's wait: a sleep and wake-up costs about 5 µs a call here, a tenth of a 2-thread
+/// `alexnet_max` (`cargo run --release --example pool_round_trip`: 48 µs of work, 31-39 µs
+/// a call sleeping, 27-28 µs spinning). A band's run can be much longer than this; then the
+/// wake-up is small beside it.
+const SPIN_FOR_OTHERS: Duration = Duration::from_micros(50);
+
+/// Runs `work` on every item of `items`, on the calling thread and on `helpers` jobs of the
+/// current rayon pool. The caller takes items from the front, the helpers from the back, until
+/// none is left: the caller works from the start instead of waiting for the pool to wake, takes
+/// over the items of a helper that starts late, and each thread keeps to one end of the
+/// output, as the same thread did on the call before (its part stays in its core's cache).
+/// Each item is written by one thread, so the results do not depend on which.
+fn share<I>(items: I, helpers: usize, work: impl Fn(I::Item) + Sync)
+where
+    I: DoubleEndedIterator + ExactSizeIterator + Send,
+    I::Item: Send,
+{
+    let count = items.len();
+    let queue = Mutex::new(items);
+    let finished = AtomicUsize::new(0);
+    let take = |from_back: bool| loop {
+        // The guard is dropped at the end of this statement: no lock is held while working.
+        let next = {
+            let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if from_back {
+                queue.next_back()
+            } else {
+                queue.next()
+            }
+        };
+        let Some(item) = next else { break };
+        work(item);
+        finished.fetch_add(1, Ordering::Release);
+    };
+    rayon::in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| take(true));
+        }
+        take(false);
+        // Every item is taken now, each by a thread that is running it (a helper that has not
+        // started takes none): spin until they are done, for a while, then sleep in the scope.
+        let spinning = Instant::now();
+        while finished.load(Ordering::Acquire) < count && spinning.elapsed() < SPIN_FOR_OTHERS {
+            spin_loop();
+        }
+    });
 }
 
 /// The least work per task for a layout (see [`MIN_TASK_WORK_CHANNELS_FIRST`]).
