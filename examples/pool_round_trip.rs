@@ -1,8 +1,9 @@
 //! What a trip through rayon's pool costs a caller outside it, the floor under every parallel
 //! run: `cargo run --release --example pool_round_trip` (`WORK=µs` of spinning per call, 48 by
 //! default, about `alexnet_max` NCHW on one thread). Prints the call time run serially, as 8
-//! and as 2 pool tasks, as half on the caller and half in the pool (`in_place_scope`), as chunks shared by the
-//! caller and the pool, and the same with the caller spinning for the pool's last chunks.
+//! and as 2 pool tasks, as half on the caller and half in the pool (`in_place_scope`), as
+//! chunks shared by the caller and the pool, and the same with the caller spinning for the
+//! pool's last chunks.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicUsize, Ordering};
