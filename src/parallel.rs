@@ -116,7 +116,7 @@ where
     let queue = Mutex::new(items);
     let finished = AtomicUsize::new(0);
     let take = |from_back: bool| loop {
-        // The guard is dropped at the end of this statement: no lock is held while working.
+        // The guard is dropped at the end of this block: no lock is held while working.
         let next = {
             let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
             if from_back {
