@@ -30,24 +30,9 @@ fn per_call(calls: u32, mut f: impl FnMut()) -> Duration {
 
 /// `chunks` chunks of `micros` each, taken from one counter by the caller and by one job per
 /// other pool thread: the caller starts at once and takes what the pool has not yet woken for.
-fn shared_chunks(chunks: usize, micros: f64) {
-    let next = AtomicUsize::new(0);
-    let take = || {
-        while next.fetch_add(1, Ordering::Relaxed) < chunks {
-            spin(micros);
-        }
-    };
-    rayon::in_place_scope(|scope| {
-        for _ in 1..rayon::current_num_threads() {
-            scope.spawn(|_| take());
-        }
-        take();
-    });
-}
-
-/// As [`shared_chunks`], the caller then spinning until the helpers are done rather than
-/// sleeping in the scope's wait (what `nnpool`'s bands do).
-fn spun_chunks(chunks: usize, micros: f64) {
+/// With `spin_at_end` the caller then spins until the helpers are done rather than sleeping in
+/// the scope's wait (what `nnpool`'s bands do).
+fn shared_chunks(chunks: usize, micros: f64, spin_at_end: bool) {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let take = || {
@@ -64,7 +49,7 @@ fn spun_chunks(chunks: usize, micros: f64) {
             });
         }
         take();
-        while done.load(Ordering::Acquire) < helpers {
+        while spin_at_end && done.load(Ordering::Acquire) < helpers {
             spin_loop();
         }
     });
@@ -95,8 +80,8 @@ fn main() {
                 spin(work / 2.0);
             });
         });
-        let shared = per_call(calls, || shared_chunks(8, work / 8.0));
-        let spun = per_call(calls, || spun_chunks(8, work / 8.0));
+        let shared = per_call(calls, || shared_chunks(8, work / 8.0, false));
+        let spun = per_call(calls, || shared_chunks(8, work / 8.0, true));
         println!(
             "round {round}: serial {serial:.1?}, 8 tasks {eight:.1?}, 2 tasks {two:.1?}, \
              half in place {in_place:.1?}, 8 shared chunks {shared:.1?}, the same spinning at the end {spun:.1?}"

@@ -1,9 +1,8 @@
 //! Times one bench-suite-like case (on one thread unless `PAR=1`), for profiling:
 //! `cargo run --release --example profile_case -- nchw|nhwc [resnet|vgg|alexnet|train|sppf|inception|tiny|small|global]`
 //! (`ITERS=n` calls; `PAR=1` runs on rayon's pool, `INSIDE=1` from a thread of the pool,
-//! `TASKS=n` in n bands; `DIRECT=1` turns the
-//! separable max kernel off; `SIDE=n` sizes `small`, `BATCH=n` sizes `global`, `SHAPE=n,c,h,w`
-//! replaces the shape).
+//! `TASKS=n` in n bands; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
+//! `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape).
 
 use nnpool::{Layout, Padding, Plan, PoolDesc};
 
