@@ -1030,6 +1030,26 @@ fn global_sums_every_plane_length_and_group_count() {
 }
 
 #[test]
+fn global_channels_last_every_pixel_count_and_channel_tail() {
+    // Channels-last global pooling folds 8 pixels into the running results in one pass over
+    // the channels, then the remaining pixels one by one: pixel counts around multiples of 8
+    // and channel counts around the vector widths (the masked last vector) reach every loop.
+    let ops = [
+        PoolDesc::global_average(),
+        PoolDesc::global_max(),
+        PoolDesc::global(PoolOp::Lp { p: 2.0 }),
+    ];
+    for desc in &ops {
+        for pixels in (1..=10).chain([15, 16, 17, 24, 49]) {
+            for channels in [1, 3, 7, 8, 9, 15, 16, 17, 33] {
+                let shape = [2, channels, 1, pixels];
+                assert!(check_everywhere("global nhwc", desc, Layout::ChannelsLast, &shape) > 0);
+            }
+        }
+    }
+}
+
+#[test]
 fn large_enough_to_split_across_threads() {
     // Above the per-task minimum, so the parallel runs really use several bands.
     for (desc, shape) in [
