@@ -15,8 +15,8 @@
 //! prefetchers do not follow (2.3-2.9 ms at one thread, about 3 times a copy of the same
 //! bytes). Folding one pixel a pass (a store for every vector read) took 689-861 µs for
 //! `global_avg` NHWC against 330-410 µs for 8 a pass (`ITERS=200 profile_case nhwc global`,
-//! AMD EPYC Zen 3, v3, 3 rounds alternated). Each channel still sees its pixels in the reference's order, so results are
-//! bit-identical to it.
+//! AMD EPYC Zen 3, v3, 3 rounds alternated). Each channel still sees its pixels in the
+//! reference's order, so results are bit-identical to it.
 
 use std::ops::Range;
 
