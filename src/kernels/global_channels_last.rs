@@ -56,7 +56,6 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
         let pixels: usize = plan.axes.iter().map(|a| a.input).product();
         let taps = plan.axes.map(|a| a.taps(0));
         let divisor = simd.splat_f32s(super::divisor(plan.reduction, &taps));
-        let whole = channels / lanes * lanes;
         let zero = simd.splat_u32s(0);
         let init = rule.init(simd, zero).value;
         let acc_len = channels.div_ceil(lanes) * lanes;
@@ -71,10 +70,10 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
                 let mut groups = image.chunks_exact(PIXELS_A_PASS * channels);
                 for group in &mut groups {
                     let pixels = core::array::from_fn(|p| &group[p * channels..][..channels]);
-                    fold_pixels::<S, R, PIXELS_A_PASS>(simd, rule, acc, pixels, whole);
+                    fold_pixels::<S, R, PIXELS_A_PASS>(simd, rule, acc, pixels);
                 }
                 for pixel in groups.remainder().chunks_exact(channels) {
-                    fold_pixels::<S, R, 1>(simd, rule, acc, [pixel], whole);
+                    fold_pixels::<S, R, 1>(simd, rule, acc, [pixel]);
                 }
                 let out = &mut output[local * channels..][..channels];
                 let mut c = 0;
@@ -100,19 +99,18 @@ impl<R: Reducer> WithSimd for GlobalChannelsLast<'_, R> {
 /// hardware prefetchers to follow.
 const PIXELS_A_PASS: usize = 8;
 
-/// Folds `pixels` (each `channels` long, `whole` of them in whole vectors), in order, into
-/// the running results `acc`.
+/// Folds `pixels` (each `channels` long), in order, into the running results `acc`.
 #[inline(always)]
 fn fold_pixels<S: Simd, R: Reducer, const G: usize>(
     simd: S,
     rule: R,
     acc: &mut [f32],
     pixels: [&[f32]; G],
-    whole: usize,
 ) {
     let lanes = lanes::<S>();
     let zero = simd.splat_u32s(0);
     let channels = pixels[0].len();
+    let whole = channels / lanes * lanes;
     let mut c = 0;
     while c < whole {
         let mut running = running_at::<S>(acc, c, zero);
