@@ -71,9 +71,20 @@ fn whole_pairs(plan: &Plan<f32>) -> bool {
 
 /// The level the kernel runs on for x axis `x`: the 4-lane level where a row holds fewer
 /// outputs than the plan's level has lanes (a whole vector a row instead of a masked part of
-/// one), except for [`rows_of_one_vector`], where a vector holds two output rows.
+/// one), except for [`rows_of_one_vector`], where a vector holds two output rows (on v4, rows
+/// of one v3 vector run on v3).
 pub(crate) fn level(x: &Axis, isa: Isa) -> Isa {
     let narrow = x.output < isa.lanes();
+    // v4's 16 lanes are too wide for rows of 8, but v3 (which v4 machines have) makes two
+    // output rows a vector of them: `tiny` NCHW on an AMD EPYC with AVX-512 took 231-250 ns
+    // a call on v2 and 99 ns on v3 (`NNPOOL_ISA=v2|v3 ITERS=200000 profile_case nchw tiny`).
+    if narrow
+        && isa == Isa::V4
+        && Isa::V3.is_available()
+        && rows_of_one_vector(x.input, x.output, Isa::V3)
+    {
+        return Isa::V3;
+    }
     if narrow
         && matches!(isa, Isa::V3 | Isa::V4)
         && Isa::V2.is_available()
