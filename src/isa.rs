@@ -76,8 +76,22 @@ impl Isa {
         Isa::available().into_iter().max().unwrap_or(Isa::Portable)
     }
 
+    /// The level plans use on this CPU when nothing forces one: [`Isa::best`], except on AMD
+    /// Zen 4 (family 19h with AVX-512), which runs 512-bit operations as two 256-bit halves:
+    /// there v3 ran the bench suite's channels-first cases up to 1.36x faster than v4 (as fast
+    /// on the rest), its channels-last ones from 0.87x to 1.15x as fast
+    /// (`docs/speed-history.md`, session 40). Other AVX-512 CPUs keep v4 (unmeasured on Zen 5).
+    pub fn preferred() -> Isa {
+        let best = Isa::best();
+        if best == Isa::V4 && runs_avx512_on_halves() {
+            Isa::V3
+        } else {
+            best
+        }
+    }
+
     /// The level plans use unless told otherwise: `NNPOOL_ISA` if it is set and names a level
-    /// this CPU runs (a level it lacks gives the best one below it), else [`Isa::best`].
+    /// this CPU runs (a level it lacks gives the best one below it), else [`Isa::preferred`].
     /// Read once per process.
     pub fn default_for_process() -> Isa {
         static DEFAULT: OnceLock<Isa> = OnceLock::new();
@@ -86,7 +100,7 @@ impl Isa {
                 .ok()
                 .and_then(|v| Isa::from_name(&v))
             else {
-                return Isa::best();
+                return Isa::preferred();
             };
             Isa::available()
                 .into_iter()
@@ -104,6 +118,23 @@ impl Isa {
             _ => 4,
         }
     }
+}
+
+/// Whether the CPU is an AMD Zen 4 (family 19h; its Zen 3 models lack AVX-512, so callers ask
+/// only once v4 is known to run), whose AVX-512 units are 256 bits wide.
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+fn runs_avx512_on_halves() -> bool {
+    let cpuid = raw_cpuid::CpuId::new();
+    let is_amd = cpuid
+        .get_vendor_info()
+        .is_some_and(|vendor| vendor.as_str() == "AuthenticAMD");
+    let family = cpuid.get_feature_info().map(|info| info.family_id());
+    is_amd && family == Some(0x19)
+}
+
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+fn runs_avx512_on_halves() -> bool {
+    false
 }
 
 impl std::fmt::Display for Isa {
@@ -156,5 +187,18 @@ fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
             None => Simd::vectorize(pulp::Scalar128b, op),
         },
         _ => Simd::vectorize(pulp::Scalar128b, op),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preferred_level_runs_here_and_is_at_most_the_best() {
+        let preferred = Isa::preferred();
+        assert!(preferred.is_available());
+        assert!(preferred <= Isa::best());
+        assert!(preferred == Isa::best() || (Isa::best() == Isa::V4 && preferred == Isa::V3));
     }
 }

@@ -82,8 +82,9 @@ fn info() {
     let available: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
     println!("levels available: {}", available.join(", "));
     println!(
-        "level in use: {} (NNPOOL_ISA overrides)",
-        Isa::default_for_process()
+        "level in use: {} (preferred here: {}; NNPOOL_ISA overrides)",
+        Isa::default_for_process(),
+        Isa::preferred()
     );
     println!("threads: {} (rayon pool)", rayon::current_num_threads());
     let pad = Padding::symmetric(&[1, 1]);
