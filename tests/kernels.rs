@@ -1090,6 +1090,16 @@ fn large_enough_to_split_across_threads() {
                 .padding(Padding::symmetric(&[1, 1])),
             vec![1, 19, 233, 239],
         ),
+        // Channels-last windows that share rows on inputs past 4 MiB ask L2 for the next output
+        // row's new rows: dilated, so that the rows it skips and the ones it asks for interleave,
+        // with the last output row asking for nothing.
+        (
+            PoolDesc::average(&[3, 2])
+                .strides(&[2, 3])
+                .dilations(&[2, 1])
+                .padding(Padding::symmetric(&[2, 0])),
+            vec![1, 21, 231, 233],
+        ),
     ] {
         for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
             assert!(check_everywhere("threads", &desc, layout, &shape) > 0);

@@ -3,7 +3,8 @@
 //! ```text
 //! for each output row (n, oz, oy) of the task:    z and y taps clipped to the input, once per row
 //!     for ox in border ∪ interior ∪ border:       interior x taps need no clipping
-//!         (large inputs, windows apart in y: prefetch the columns window ox + 2 reads first)
+//!         (large inputs, windows apart in y: prefetch the columns window ox + 2 reads first;
+//!          windows sharing rows: prefetch to L2 the next output row's new rows at column ox)
 //!         for channel blocks of 8 (sums) or 4, then the last 1-3 vectors, then a partial one:
 //!             acc = init (max: −∞ at the window's first input element)
 //!             for each tap (z, y, x) inside the input, in row-major window order:
@@ -53,20 +54,20 @@ impl<R: Reducer> WithSimd for ChannelsLast<'_, R> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        // Two instances, so that the loop of plans that do not prefetch stays as it was
-        // (checking a flag per pixel made `tiny` NHWC 0.46 -> 0.49 µs).
-        if streams_rows(self.plan, self.input.len()) {
-            self.run::<S, true>(simd)
-        } else {
-            self.run::<S, false>(simd)
+        // One instance per way of prefetching, so that the loop of plans that do not prefetch
+        // stays as it was (checking a flag per pixel made `tiny` NHWC 0.46 -> 0.49 µs).
+        match ahead(self.plan, self.input.len()) {
+            Ahead::Columns => self.run::<S, { Ahead::Columns as u8 }>(simd),
+            Ahead::NextRows => self.run::<S, { Ahead::NextRows as u8 }>(simd),
+            Ahead::Nothing => self.run::<S, { Ahead::Nothing as u8 }>(simd),
         }
     }
 }
 
 impl<R: Reducer> ChannelsLast<'_, R> {
-    /// The task's rows; `STREAMS`: whether to ask for the input ahead ([`streams_rows`]).
+    /// The task's rows; `AHEAD`: how to ask for the input ahead (an [`Ahead`]).
     #[inline(always)]
-    fn run<S: Simd, const STREAMS: bool>(self, simd: S) {
+    fn run<S: Simd, const AHEAD: u8>(self, simd: S) {
         let Self {
             rule,
             plan,
@@ -81,12 +82,12 @@ impl<R: Reducer> ChannelsLast<'_, R> {
         let interior = ax.interior();
         let square = square_window(plan, R::SUMS);
         let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
-        let prefetcher = Prefetcher::new(STREAMS);
+        let prefetcher = Prefetcher::new(AHEAD != Ahead::Nothing as u8);
         // Rows whose windows are whole in z and y run their interior pixels through
-        // [`WholeRun`], but not with prefetching or 2x2 windows (`vgg` NHWC keeps its compiled
-        // taps). 3x3 sums took fewer instructions there than with theirs: `inception` NHWC
-        // 1.62 to 1.23 million a call.
-        let offsets = if R::TRACKS_INDEX || STREAMS || square == 2 {
+        // [`WholeRun`], but not with prefetching (it asks per pixel) or 2x2 windows (`vgg`
+        // NHWC keeps its compiled taps). 3x3 sums took fewer instructions there than with
+        // theirs: `inception` NHWC 1.62 to 1.23 million a call.
+        let offsets = if R::TRACKS_INDEX || AHEAD != Ahead::Nothing as u8 || square == 2 {
             None
         } else {
             TapOffsets::new(plan)
@@ -106,12 +107,19 @@ impl<R: Reducer> ChannelsLast<'_, R> {
             let mut indices = indices
                 .as_deref_mut()
                 .map(|indices| &mut indices[local_row * row_len..][..row_len]);
+            // The next output row's window rows that this one does not read, and the first of
+            // them, for [`Ahead::NextRows`].
+            let next_rows = (AHEAD == Ahead::NextRows as u8 && oy + 1 < ay.output).then(|| {
+                let read_to = ty.first + (ty.count - 1) * ay.dilation;
+                (ay.taps(oy + 1), read_to + 1)
+            });
             let row = Row {
                 plan,
                 input,
                 n,
                 tz,
                 ty,
+                next_rows,
                 whole: whole_rows,
                 interior: interior.clone(),
                 prefetcher,
@@ -132,7 +140,7 @@ impl<R: Reducer> ChannelsLast<'_, R> {
             let mut ox = 0;
             while ox < ax.output {
                 if ox != skip_from {
-                    row.pixel::<S, R, STREAMS>(simd, rule, ox, output, indices.as_deref_mut());
+                    row.pixel::<S, R, AHEAD>(simd, rule, ox, output, indices.as_deref_mut());
                     ox += 1;
                     continue;
                 }
@@ -167,6 +175,9 @@ struct Row<'a> {
     n: usize,
     tz: Taps,
     ty: Taps,
+    /// The next output row's y taps and the first y this row does not read, if it prefetches
+    /// them.
+    next_rows: Option<(Taps, usize)>,
     /// The size of the interior's whole windows if they run with compiled tap loops, else 0.
     whole: usize,
     interior: Range<usize>,
@@ -176,7 +187,7 @@ struct Row<'a> {
 impl Row<'_> {
     /// All channels of output pixel `ox`, written at `output[ox * C..]` (the row's outputs).
     #[inline(always)]
-    fn pixel<S: Simd, R: Reducer, const STREAMS: bool>(
+    fn pixel<S: Simd, R: Reducer, const AHEAD: u8>(
         &self,
         simd: S,
         rule: R,
@@ -194,11 +205,16 @@ impl Row<'_> {
             ..
         } = *self;
         let ax = &plan.axes[2];
-        if STREAMS && ox + PREFETCH_PIXELS < ax.output {
+        if AHEAD == Ahead::Columns as u8 && ox + PREFETCH_PIXELS < ax.output {
             let tx = ax.taps_given_interior(ox + PREFETCH_PIXELS, &self.interior);
             prefetch_columns(self.prefetcher, plan, input, n, [tz, ty, tx]);
         }
         let tx = ax.taps_given_interior(ox, &self.interior);
+        if AHEAD == Ahead::NextRows as u8 {
+            if let Some((next_ty, from_y)) = self.next_rows {
+                prefetch_new_rows(self.prefetcher, plan, input, n, [tz, next_ty, tx], from_y);
+            }
+        }
         let taps = [tz, ty, tx];
         let window = Window {
             taps,
@@ -229,14 +245,36 @@ impl Row<'_> {
 /// 6.56; with 2 threads, none 5.83 ms against 2 pixels 4.53.
 const PREFETCH_PIXELS: usize = 2;
 
-/// Whether a task asks for its input ahead ([`prefetch_columns`]): for inputs past L2
-/// ([`PREFETCH_FROM`]) whose windows do not overlap in y, so that every input row streams from
-/// memory once and the loads wait on it (`vgg`). Where windows share rows (`train`'s 3x3/2)
-/// the requests cost more than they saved: 3.61 against 4.09 ms (2 pixels ahead), and 3.90
-/// against 4.07 ms asking only for the rows the previous output row had not read.
-fn streams_rows(plan: &Plan<f32>, input_len: usize) -> bool {
+/// How a task asks for its input ahead.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ahead {
+    /// Inputs below [`PREFETCH_FROM`]: they stay in the caches between calls.
+    Nothing,
+    /// Windows that do not overlap in y, so that every input row streams from memory once and
+    /// the loads wait on it (`vgg`): [`prefetch_columns`], [`PREFETCH_PIXELS`] ahead, to L1.
+    Columns,
+    /// Windows that share rows (`train`'s 3x3/2): [`prefetch_new_rows`], one output row ahead,
+    /// to L2. Columns ahead cost more than they saved there (Zen 1: 3.61 against 4.09 ms 2
+    /// pixels ahead; 3.90 against 4.07 ms asking only for the rows the previous output row had
+    /// not read). Measured on the Zen 4 with `profile_case nhwc train` (v3; old and new
+    /// binaries, 6 alternated rounds): without prefetching 2.69-3.53 ms (its interior through
+    /// [`WholeRun`]), with the next rows 1.90-2.75 ms. Tried in the same way: the rows of the
+    /// current output row 4, 8 or 16 pixels ahead into L1, 2.50-3.48 ms; the next rows 2, 3 or
+    /// 5 output rows ahead, no better than 1; the whole next rows at once at the start of each
+    /// output row (keeping [`WholeRun`]), 3.02-3.32 ms against 2.51-3.40 without.
+    NextRows,
+}
+
+/// How a task of `plan` on an input of `input_len` elements asks for its input ahead.
+fn ahead(plan: &Plan<f32>, input_len: usize) -> Ahead {
     let ay = &plan.axes[1];
-    input_len >= PREFETCH_FROM && ay.kernel <= ay.stride
+    if input_len < PREFETCH_FROM {
+        Ahead::Nothing
+    } else if ay.kernel <= ay.stride {
+        Ahead::Columns
+    } else {
+        Ahead::NextRows
+    }
 }
 
 /// Asks for the input columns that the window of image `n` with `taps` reads and the window
@@ -257,6 +295,33 @@ fn prefetch_columns(
             let y = ty.first + iy * ay.dilation;
             let at = n * strides[0] + z * strides[2] + y * strides[3] + tx.first * strides[4];
             prefetcher.fetch(&input[at.min(input.len())..], ax.stride * plan.channels);
+        }
+    }
+}
+
+/// Asks L2 for the input columns of the window with x taps `tx` in the rows of `ty` from
+/// `from_y` on (the next output row's window rows that the current one does not read), in
+/// each z tap, all channels: `x stride` columns a pixel, so the row's pixels cover them all.
+#[inline(always)]
+fn prefetch_new_rows(
+    prefetcher: Prefetcher,
+    plan: &Plan<f32>,
+    input: &[f32],
+    n: usize,
+    [tz, ty, tx]: [Taps; 3],
+    from_y: usize,
+) {
+    let [az, ay, ax] = &plan.axes;
+    let strides = &plan.input_strides;
+    for iy in 0..ty.count {
+        let y = ty.first + iy * ay.dilation;
+        if y < from_y {
+            continue;
+        }
+        for iz in 0..tz.count {
+            let z = tz.first + iz * az.dilation;
+            let at = n * strides[0] + z * strides[2] + y * strides[3] + tx.first * strides[4];
+            prefetcher.fetch_to_l2(&input[at.min(input.len())..], ax.stride * plan.channels);
         }
     }
 }

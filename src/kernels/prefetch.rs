@@ -28,6 +28,15 @@ impl Prefetcher {
         let _ = (self, data, len);
     }
 
+    /// [`Prefetcher::fetch`] into L2 only: for data wanted a while later, which would push
+    /// data still in use out of L1.
+    #[inline(always)]
+    pub(crate) fn fetch_to_l2(self, data: &[f32], len: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        self.request::<{ core::arch::x86_64::_MM_HINT_T1 }>(data, len);
+        let _ = (self, data, len);
+    }
+
     /// [`Prefetcher::fetch`] as a loop over offsets, for long runs of lines: over `chunks(16)`
     /// each request also takes the chunk's length, 8 instructions a line (a third of
     /// `global_avg` NCHW's instructions), 4 this way. The ring kernels keep `fetch`: with this
