@@ -207,12 +207,13 @@ impl Row<'_> {
         let ax = &plan.axes[2];
         if AHEAD == Ahead::Columns as u8 && ox + PREFETCH_PIXELS < ax.output {
             let tx = ax.taps_given_interior(ox + PREFETCH_PIXELS, &self.interior);
-            prefetch_columns(self.prefetcher, plan, input, n, [tz, ty, tx]);
+            prefetch_columns::<false>(self.prefetcher, plan, input, n, [tz, ty, tx], 0);
         }
         let tx = ax.taps_given_interior(ox, &self.interior);
         if AHEAD == Ahead::NextRows as u8 {
             if let Some((next_ty, from_y)) = self.next_rows {
-                prefetch_new_rows(self.prefetcher, plan, input, n, [tz, next_ty, tx], from_y);
+                let taps = [tz, next_ty, tx];
+                prefetch_columns::<true>(self.prefetcher, plan, input, n, taps, from_y);
             }
         }
         let taps = [tz, ty, tx];
@@ -253,8 +254,9 @@ enum Ahead {
     /// Windows that do not overlap in y, so that every input row streams from memory once and
     /// the loads wait on it (`vgg`): [`prefetch_columns`], [`PREFETCH_PIXELS`] ahead, to L1.
     Columns,
-    /// Windows that share rows (`train`'s 3x3/2): [`prefetch_new_rows`], one output row ahead,
-    /// to L2. Columns ahead cost more than they saved there (Zen 1: 3.61 against 4.09 ms 2
+    /// Windows that share rows (`train`'s 3x3/2): [`prefetch_columns`] of the next output
+    /// row's new rows, one output row ahead, to L2. Columns ahead (to L1, in the current
+    /// output row's rows) cost more than they saved there (Zen 1: 3.61 against 4.09 ms 2
     /// pixels ahead; 3.90 against 4.07 ms asking only for the rows the previous output row had
     /// not read). Measured on the Zen 4 with `profile_case nhwc train` (v3; old and new
     /// binaries, 6 alternated rounds): without prefetching 2.69-3.53 ms (its interior through
@@ -278,32 +280,10 @@ fn ahead(plan: &Plan<f32>, input_len: usize) -> Ahead {
 }
 
 /// Asks for the input columns that the window of image `n` with `taps` reads and the window
-/// before it did not (its first x-stride pixels), in each of its rows, all channels.
+/// before it did not (its first x-stride pixels, all channels), in each z tap and in its rows
+/// from `from_y` on: into L2 if `TO_L2`, else into L1.
 #[inline(always)]
-fn prefetch_columns(
-    prefetcher: Prefetcher,
-    plan: &Plan<f32>,
-    input: &[f32],
-    n: usize,
-    [tz, ty, tx]: [Taps; 3],
-) {
-    let [az, ay, ax] = &plan.axes;
-    let strides = &plan.input_strides;
-    for iz in 0..tz.count {
-        let z = tz.first + iz * az.dilation;
-        for iy in 0..ty.count {
-            let y = ty.first + iy * ay.dilation;
-            let at = n * strides[0] + z * strides[2] + y * strides[3] + tx.first * strides[4];
-            prefetcher.fetch(&input[at.min(input.len())..], ax.stride * plan.channels);
-        }
-    }
-}
-
-/// Asks L2 for the input columns of the window with x taps `tx` in the rows of `ty` from
-/// `from_y` on (the next output row's window rows that the current one does not read), in
-/// each z tap, all channels: `x stride` columns a pixel, so the row's pixels cover them all.
-#[inline(always)]
-fn prefetch_new_rows(
+fn prefetch_columns<const TO_L2: bool>(
     prefetcher: Prefetcher,
     plan: &Plan<f32>,
     input: &[f32],
@@ -313,15 +293,20 @@ fn prefetch_new_rows(
 ) {
     let [az, ay, ax] = &plan.axes;
     let strides = &plan.input_strides;
-    for iy in 0..ty.count {
-        let y = ty.first + iy * ay.dilation;
-        if y < from_y {
-            continue;
-        }
-        for iz in 0..tz.count {
-            let z = tz.first + iz * az.dilation;
+    for iz in 0..tz.count {
+        let z = tz.first + iz * az.dilation;
+        for iy in 0..ty.count {
+            let y = ty.first + iy * ay.dilation;
+            if y < from_y {
+                continue;
+            }
             let at = n * strides[0] + z * strides[2] + y * strides[3] + tx.first * strides[4];
-            prefetcher.fetch_to_l2(&input[at.min(input.len())..], ax.stride * plan.channels);
+            let columns = &input[at.min(input.len())..];
+            if TO_L2 {
+                prefetcher.fetch_to_l2(columns, ax.stride * plan.channels);
+            } else {
+                prefetcher.fetch(columns, ax.stride * plan.channels);
+            }
         }
     }
 }
