@@ -1009,19 +1009,22 @@ fn one_and_three_dimensions_on_every_level() {
 
 #[test]
 fn global_sums_every_plane_length_and_group_count() {
-    // Channels-first global sums run 16 planes at a time through 8x8 transposes on v3 (planes
-    // of 8 or more, the last partial block of pixels read overlapping), then 8 planes side by
-    // side, then the last planes one by one: plane counts around multiples of 8 and 16 and
-    // planes of every short length and a few longer ones reach every loop and their hand-over,
-    // on every level, with 1 and 3 bands.
+    // Channels-first global sums run 32 planes at a time through 4x8 transposes on v3 and v4
+    // (planes of 4 or more, the last partial block of pixels read overlapping; 49 as a
+    // constant), then 8 at a time, then 8 planes side by side in the portable loop, then the
+    // last planes one by one: plane counts around multiples of 8 and 32 and planes of every
+    // short length and a few longer ones reach every loop and their hand-over, on every level,
+    // with 1 and 3 bands.
     let ops = [
         PoolDesc::global_average(),
         PoolDesc::global(PoolOp::Lp { p: 1.0 }),
         PoolDesc::global(PoolOp::Lp { p: 2.0 }),
     ];
     for desc in &ops {
-        for plane_len in (1..=13).chain([16, 23, 49]) {
-            for planes in [1, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 41] {
+        for plane_len in (1..=13).chain([16, 23, 48, 49, 50]) {
+            for planes in [
+                1, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 41, 63, 64, 65, 72, 79,
+            ] {
                 let shape = [1, planes, 1, plane_len];
                 assert!(check_everywhere("global sums", desc, Layout::ChannelsFirst, &shape) > 0);
             }

@@ -5,9 +5,9 @@
 //!     max:  per lane, the running (value, index) over elements lane, lane + L, ...; then the
 //!           lanes are merged: a NaN with the largest index, else the largest value with the
 //!           smallest index (the reference's "first maximum, last NaN" rule)
-//!     sums: each plane's terms in element order, on v3 and v4 16 planes at a time through 8x8
-//!           transposes (one vector holds one pixel of 8 planes), elsewhere 8 planes side by
-//!           side in scalar registers (8 independent chains)
+//!     sums: each plane's terms in element order, on v3 and v4 32 planes at a time through
+//!           4x8 transposes (one vector holds one pixel of 8 planes; 4 such chains), elsewhere
+//!           8 planes side by side in scalar registers (8 independent chains)
 //! ```
 //!
 //! Both are bit-identical to the reference. Sums keep the reference's order on purpose: another
@@ -26,7 +26,7 @@ use super::prefetch::Prefetcher;
 use super::reduce::Reducer;
 use super::simd_io::{lanes, load, load_first, ramp};
 #[cfg(target_arch = "x86_64")]
-use super::transpose::{read_transposed, rows_of};
+use super::transpose::read_transposed_4;
 use crate::Plan;
 
 /// One task: the planes `rows` (flattened (n, c)) of a channels-first global plan.
@@ -90,11 +90,15 @@ const PLANES_AT_ONCE: usize = 8;
 /// Groups of planes between the one being summed and the one being prefetched.
 const PREFETCH_GROUPS: usize = 4;
 
-/// Pairs of groups between the pair being summed and the one prefetched to L1, in the
-/// transposed loop, which runs faster than the portable one and needs its data earlier.
-/// Measured with `profile_case nchw global` (32 x 2048 planes of 7x7, best of 8 alternated
-/// runs, Xeon, v4): 2 pairs 630 µs, 4 pairs 575 µs, 8 pairs 660 µs. On an AMD EPYC Zen 3
-/// (v3, best of 5 alternated): 1 pair 489 µs, 2 pairs 476-487, 4 pairs 498.
+/// Planes between the step being summed and the one prefetched to L1, in the transposed loop,
+/// which runs faster than the portable one and needs its data earlier; the requests are spread
+/// over the step's passes. Session 41, 4 chains, Zen 4, 8 alternated runs of `BATCH=32
+/// ITERS=200 profile_case nchw global`: 32 planes ahead 312-400 µs, 64 290-398, 128 360-420;
+/// the whole next step asked for at the step's start, as before: 486-1088 µs; the current
+/// step at its start 354-1086; L2 requests 64-256 planes ahead beside those: 435-528 µs.
+/// Earlier, with 2 chains, measured (as pairs of groups of 8 planes) with `profile_case nchw global` (32 x 2048 planes of 7x7, best of 8
+/// alternated runs, Xeon, v4): 32 planes 630 µs, 64 575 µs, 128 660 µs. On an AMD EPYC Zen 3
+/// (v3, best of 5 alternated): 16 planes 489 µs, 32 476-487, 64 498.
 ///
 /// Sessions 17-24 also asked for the data 32 pairs ahead into L2 (`_MM_HINT_T1`): on an AMD
 /// EPYC Zen 1, whose 8 MiB L3 slices do not hold this 12.8 MB input, that ran 1.48-1.60 ms
@@ -102,7 +106,7 @@ const PREFETCH_GROUPS: usize = 4;
 /// calls, as a layer's output usually does) every L2 distance tried cost a third more: 649-685
 /// µs with 32 pairs, 666 with 8, 690 with 16, 689 with 128, against 476-498 µs without
 /// (best of 5 alternated, three series; two threads 359 against 293 µs). Removed.
-const PREFETCH_PAIRS: usize = 2;
+const PREFETCH_PLANES: usize = 64;
 
 /// Plan inputs from this many elements (8 MiB) prefetch. Measured with `BATCH=n profile_case
 /// nchw global` (n x 2048 planes of 7x7, without and with prefetching alternated, 2-4 runs):
@@ -168,12 +172,13 @@ fn sum_planes<R: Reducer>(
     }
 }
 
-/// On v3 and v4, planes at least 8 long are summed 8 per vector: 8 pixels of each of 8 planes go
-/// through the 8x8 transpose, so that one vector holds one pixel of the 8 planes, and are added
-/// in pixel order (lane l is plane l's sum in the reference's order, so the same bits). A row
-/// past the last multiple of 8 is read from `plane_len - 8` and only its new columns are added.
-/// Two groups per step give two independent chains of adds. Returns how many planes (a multiple
-/// of 16) it summed; the portable loop does the rest.
+/// On v3 and v4, planes at least 4 long are summed 8 per vector: 4 pixels of each of 8 planes go
+/// through a 4x8 transpose, so that one vector holds one pixel of the 8 planes, and are added
+/// in pixel order (lane l is plane l's sum in the reference's order, so the same bits). The
+/// last 1-3 pixels are read from `plane_len - 4` and only the new ones are added. Groups of 8
+/// planes run side by side ([`CHAINS`] of them, then one at a time): independent chains of adds,
+/// few enough registers (4 columns a group) that none spill. Returns how many planes (a
+/// multiple of 8) it summed; the portable loop does the rest.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn sum_planes_transposed<R: Reducer>(
@@ -185,55 +190,126 @@ fn sum_planes_transposed<R: Reducer>(
     output: &mut [f32],
     prefetcher: impl Fn(usize) -> Prefetcher,
 ) -> usize {
-    if plane_len < 8 {
-        return 0;
+    // The common 7x7 head (ResNet, Inception) gets its length as a constant: every row's
+    // offset becomes an addressing displacement rather than a register.
+    let p = &prefetcher;
+    match plane_len {
+        49 => sum_all_groups(v3, rule, planes, 49, divisor, output, p),
+        4.. => sum_all_groups(v3, rule, planes, plane_len, divisor, output, p),
+        _ => 0,
     }
-    let group_len = 8 * plane_len;
-    let whole = plane_len / 8 * 8;
-    let prefetcher = prefetcher(2 * group_len);
+}
+
+/// [`sum_groups`] with [`CHAINS`] groups a step, then one group a step; returns the planes summed.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sum_all_groups<R: Reducer>(
+    v3: pulp::x86::V3,
+    rule: R,
+    planes: &[f32],
+    plane_len: usize,
+    divisor: f32,
+    output: &mut [f32],
+    prefetcher: &impl Fn(usize) -> Prefetcher,
+) -> usize {
+    let done = sum_groups::<R, CHAINS>(v3, rule, planes, plane_len, divisor, output, prefetcher);
+    let (planes, output) = (&planes[done * plane_len..], &mut output[done..]);
+    done + sum_groups::<R, 1>(v3, rule, planes, plane_len, divisor, output, prefetcher)
+}
+
+/// Groups of 8 planes summed side by side in the transposed loop: 4 chains, each adding 4
+/// pixels at a time, hide the add's latency, where 2 chains adding 8 pixels at a time left the
+/// loop waiting on them. Session 41 (Zen 4, v3, `ITERS=1000 BATCH=1 profile_case nchw global`,
+/// [1, 2048, 7, 7] from L2, 3 alternated runs): 7.0-9.4 µs against 8.6-9.5 µs. Session 39's 4
+/// chains over whole 8x8 blocks spilled registers (4 x 8 columns live) and lost.
+const CHAINS: usize = 4;
+
+/// [`sum_planes_transposed`] for `GROUPS` groups of 8 planes a step; returns the planes summed.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sum_groups<R: Reducer, const GROUPS: usize>(
+    v3: pulp::x86::V3,
+    rule: R,
+    planes: &[f32],
+    plane_len: usize,
+    divisor: f32,
+    output: &mut [f32],
+    prefetcher: &impl Fn(usize) -> Prefetcher,
+) -> usize {
+    let step_len = GROUPS * 8 * plane_len;
+    let prefetcher = prefetcher(step_len);
     let no_index = v3.splat_u32s(0);
-    let mut pairs = planes.chunks_exact(2 * group_len);
-    let mut outputs = output.chunks_exact_mut(16);
+    let divisor = v3.splat_f32s(divisor);
+    let whole = plane_len / 4 * 4;
+    // Each pass over 4 pixels asks for its share of the step `PREFETCH_PLANES` ahead.
+    let ahead_steps = PREFETCH_PLANES.div_ceil(8 * GROUPS);
+    let per_pass = step_len.div_ceil(whole / 4).next_multiple_of(16);
+    let mut steps = planes.chunks_exact(step_len);
+    let mut outputs = output.chunks_exact_mut(8 * GROUPS);
     let mut done = 0;
-    for (p, (pair, out)) in (&mut pairs).zip(&mut outputs).enumerate() {
-        let ahead = ((2 * (p + PREFETCH_PAIRS)) * group_len).min(planes.len());
-        prefetcher.fetch_lines(&planes[ahead..], 2 * group_len);
-        let (first, second) = pair.split_at(group_len);
-        let first = rows_of(first, 0, plane_len, plane_len);
-        let second = rows_of(second, 0, plane_len, plane_len);
-        let mut acc = [rule.init(v3, no_index); 2];
-        for pixel in (0..whole).step_by(8) {
-            add_columns(v3, rule, &mut acc[0], &first, pixel, 0);
-            add_columns(v3, rule, &mut acc[1], &second, pixel, 0);
+    for (s, (step, out)) in (&mut steps).zip(&mut outputs).enumerate() {
+        let ahead = (s + ahead_steps) * step_len;
+        let mut acc = [rule.init(v3, no_index); GROUPS];
+        for pixel in (0..whole).step_by(4) {
+            let at = (ahead + pixel / 4 * per_pass).min(planes.len());
+            prefetcher.fetch_lines(&planes[at..], per_pass);
+            for (g, acc) in acc.iter_mut().enumerate() {
+                add_columns(v3, rule, acc, step, g * 8 * plane_len, plane_len, pixel, 0);
+            }
         }
         if whole < plane_len {
-            let from = 8 - (plane_len - whole);
-            add_columns(v3, rule, &mut acc[0], &first, plane_len - 8, from);
-            add_columns(v3, rule, &mut acc[1], &second, plane_len - 8, from);
+            let from = 4 - (plane_len - whole);
+            for (g, acc) in acc.iter_mut().enumerate() {
+                add_columns(
+                    v3,
+                    rule,
+                    acc,
+                    step,
+                    g * 8 * plane_len,
+                    plane_len,
+                    plane_len - 4,
+                    from,
+                );
+            }
         }
-        let divisor = v3.splat_f32s(divisor);
         for (out, acc) in out.chunks_exact_mut(8).zip(acc) {
             let sums: [f32; 8] = bytemuck::cast(rule.finish(v3, acc, divisor));
             out.copy_from_slice(&sums);
         }
-        done += 16;
+        done += 8 * GROUPS;
     }
     done
 }
 
-/// Adds columns `from..8` of the 8x8 block at `pixel` of the 8 `planes` to `acc`
-/// (a function, not a closure: closures do not inherit the level's target features).
+/// Adds pixels `pixel + from..pixel + 4` of the 8 planes `data[start + l * plane_len..]` to
+/// `acc`, one pixel of the 8 planes a vector (a function, not a closure: closures do not
+/// inherit the level's target features).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn add_columns<R: Reducer>(
     v3: pulp::x86::V3,
     rule: R,
     acc: &mut super::reduce::Acc<pulp::x86::V3>,
-    planes: &[&[f32]; 8],
+    data: &[f32],
+    start: usize,
+    plane_len: usize,
     pixel: usize,
     from: usize,
 ) {
-    for &column in &read_transposed(v3, planes, pixel)[from..] {
+    let at = start + pixel;
+    let row = |l: usize| &data[at + l * plane_len..][..4];
+    let rows = [
+        row(0),
+        row(1),
+        row(2),
+        row(3),
+        row(4),
+        row(5),
+        row(6),
+        row(7),
+    ];
+    for &column in &read_transposed_4(v3, rows)[from..] {
         *acc = rule.add(v3, *acc, bytemuck::cast(column), v3.splat_u32s(0));
     }
 }
