@@ -26,7 +26,7 @@ use super::prefetch::Prefetcher;
 use super::reduce::Reducer;
 use super::simd_io::{lanes, load, load_first, ramp};
 #[cfg(target_arch = "x86_64")]
-use super::transpose::read_transposed_4;
+use super::transpose::{read_transposed_4, rows_of};
 use crate::Plan;
 
 /// One task: the planes `rows` (flattened (n, c)) of a channels-first global plan.
@@ -176,9 +176,11 @@ fn sum_planes<R: Reducer>(
 /// through a 4x8 transpose, so that one vector holds one pixel of the 8 planes, and are added
 /// in pixel order (lane l is plane l's sum in the reference's order, so the same bits). The
 /// last 1-3 pixels are read from `plane_len - 4` and only the new ones are added. Groups of 8
-/// planes run side by side ([`CHAINS`] of them, then one at a time): independent chains of adds,
-/// few enough registers (4 columns a group) that none spill. Returns how many planes (a
-/// multiple of 8) it summed; the portable loop does the rest.
+/// planes run side by side (4 or 2 of them, then one at a time): independent chains of adds
+/// hide the add's latency, where 2 chains adding 8 pixels at a time (before session 41) left
+/// the loop waiting on them; with 4 columns a group live, no register spills (session 39's 4
+/// chains over whole 8x8 blocks did, and lost). Returns how many planes (a multiple of 8) it
+/// summed; the portable loop does the rest.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn sum_planes_transposed<R: Reducer>(
@@ -190,20 +192,25 @@ fn sum_planes_transposed<R: Reducer>(
     output: &mut [f32],
     prefetcher: impl Fn(usize) -> Prefetcher,
 ) -> usize {
-    // The common 7x7 head (ResNet, Inception) gets its length as a constant: every row's
-    // offset becomes an addressing displacement rather than a register.
+    // The common 7x7 head (ResNet, EfficientNet, MobileNet) gets its length as a constant: the
+    // 32 rows of a step become displacements from one register, and 4 chains run (8x8 planes
+    // so measured no faster: 8.8 µs against 9.0 from L2). Other lengths keep each row's slice in a register and run 2 chains, as many as
+    // the registers hold. Session 41 (Zen 4, v3, `ITERS=2000 BATCH=1 profile_case nchw
+    // global`: [1, 2048, 7, 7] from L2, 6 alternated runs, best): the constant and 4 chains
+    // 7.1 µs; a run-time length with 4 chains 11.5 µs, 3 chains 8.9, 2 chains 8.8; before
+    // (2 chains of 8x8 blocks) 8.6 µs.
     let p = &prefetcher;
     match plane_len {
-        49 => sum_all_groups(v3, rule, planes, 49, divisor, output, p),
-        4.. => sum_all_groups(v3, rule, planes, plane_len, divisor, output, p),
+        49 => sum_all_groups::<R, 4>(v3, rule, planes, 49, divisor, output, p),
+        4.. => sum_all_groups::<R, 2>(v3, rule, planes, plane_len, divisor, output, p),
         _ => 0,
     }
 }
 
-/// [`sum_groups`] with [`CHAINS`] groups a step, then one group a step; returns the planes summed.
+/// [`sum_groups`] with `CHAINS` groups a step, then one group a step; returns the planes summed.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sum_all_groups<R: Reducer>(
+fn sum_all_groups<R: Reducer, const CHAINS: usize>(
     v3: pulp::x86::V3,
     rule: R,
     planes: &[f32],
@@ -216,13 +223,6 @@ fn sum_all_groups<R: Reducer>(
     let (planes, output) = (&planes[done * plane_len..], &mut output[done..]);
     done + sum_groups::<R, 1>(v3, rule, planes, plane_len, divisor, output, prefetcher)
 }
-
-/// Groups of 8 planes summed side by side in the transposed loop: 4 chains, each adding 4
-/// pixels at a time, hide the add's latency, where 2 chains adding 8 pixels at a time left the
-/// loop waiting on them. Session 41 (Zen 4, v3, `ITERS=1000 BATCH=1 profile_case nchw global`,
-/// [1, 2048, 7, 7] from L2, 3 alternated runs): 7.0-9.4 µs against 8.6-9.5 µs. Session 39's 4
-/// chains over whole 8x8 blocks spilled registers (4 x 8 columns live) and lost.
-const CHAINS: usize = 4;
 
 /// [`sum_planes_transposed`] for `GROUPS` groups of 8 planes a step; returns the planes summed.
 #[cfg(target_arch = "x86_64")]
@@ -249,27 +249,25 @@ fn sum_groups<R: Reducer, const GROUPS: usize>(
     let mut done = 0;
     for (s, (step, out)) in (&mut steps).zip(&mut outputs).enumerate() {
         let ahead = (s + ahead_steps) * step_len;
+        // Each group's 8 rows as slices of one length: one bounds check a pass, whatever the
+        // plane length (indexing rows at `l * plane_len` ran twice as slow unless the length
+        // was a constant).
+        let mut groups = [[&step[..0]; 8]; GROUPS];
+        for (g, rows) in groups.iter_mut().enumerate() {
+            *rows = rows_of(step, g * 8 * plane_len, plane_len, plane_len);
+        }
         let mut acc = [rule.init(v3, no_index); GROUPS];
         for pixel in (0..whole).step_by(4) {
             let at = (ahead + pixel / 4 * per_pass).min(planes.len());
             prefetcher.fetch_lines(&planes[at..], per_pass);
-            for (g, acc) in acc.iter_mut().enumerate() {
-                add_columns(v3, rule, acc, step, g * 8 * plane_len, plane_len, pixel, 0);
+            for (rows, acc) in groups.iter().zip(&mut acc) {
+                add_columns(v3, rule, acc, rows, pixel, 0);
             }
         }
         if whole < plane_len {
             let from = 4 - (plane_len - whole);
-            for (g, acc) in acc.iter_mut().enumerate() {
-                add_columns(
-                    v3,
-                    rule,
-                    acc,
-                    step,
-                    g * 8 * plane_len,
-                    plane_len,
-                    plane_len - 4,
-                    from,
-                );
+            for (rows, acc) in groups.iter().zip(&mut acc) {
+                add_columns(v3, rule, acc, rows, plane_len - 4, from);
             }
         }
         for (out, acc) in out.chunks_exact_mut(8).zip(acc) {
@@ -281,35 +279,21 @@ fn sum_groups<R: Reducer, const GROUPS: usize>(
     done
 }
 
-/// Adds pixels `pixel + from..pixel + 4` of the 8 planes `data[start + l * plane_len..]` to
-/// `acc`, one pixel of the 8 planes a vector (a function, not a closure: closures do not
-/// inherit the level's target features).
+/// Adds pixels `pixel + from..pixel + 4` of the 8 `rows` to `acc`, one pixel of the 8 rows
+/// a vector (a function, not a closure: closures do not inherit the level's target features).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn add_columns<R: Reducer>(
     v3: pulp::x86::V3,
     rule: R,
     acc: &mut super::reduce::Acc<pulp::x86::V3>,
-    data: &[f32],
-    start: usize,
-    plane_len: usize,
+    rows: &[&[f32]; 8],
     pixel: usize,
     from: usize,
 ) {
-    let at = start + pixel;
-    let row = |l: usize| &data[at + l * plane_len..][..4];
-    let rows = [
-        row(0),
-        row(1),
-        row(2),
-        row(3),
-        row(4),
-        row(5),
-        row(6),
-        row(7),
-    ];
-    for &column in &read_transposed_4(v3, rows)[from..] {
+    let r = |l: usize| &rows[l][pixel..pixel + 4];
+    let four = [r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7)];
+    for &column in &read_transposed_4(v3, four)[from..] {
         *acc = rule.add(v3, *acc, bytemuck::cast(column), v3.splat_u32s(0));
     }
 }
