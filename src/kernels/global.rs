@@ -193,12 +193,13 @@ fn sum_planes_transposed<R: Reducer>(
     prefetcher: impl Fn(usize) -> Prefetcher,
 ) -> usize {
     // The common 7x7 head (ResNet, EfficientNet, MobileNet) gets its length as a constant: the
-    // 32 rows of a step become displacements from one register, and 4 chains run (8x8 planes
-    // so measured no faster: 8.8 µs against 9.0 from L2). Other lengths keep each row's slice in a register and run 2 chains, as many as
-    // the registers hold. Session 41 (Zen 4, v3, `ITERS=2000 BATCH=1 profile_case nchw
-    // global`: [1, 2048, 7, 7] from L2, 6 alternated runs, best): the constant and 4 chains
-    // 7.1 µs; a run-time length with 4 chains 11.5 µs, 3 chains 8.9, 2 chains 8.8; before
-    // (2 chains of 8x8 blocks) 8.6 µs.
+    // compiler folds the 32 row slices of a step into offsets from one pointer, and 4 chains
+    // run (a constant for 8x8 planes measured no faster: 8.8 µs against 9.0 from L2). Other
+    // lengths keep each row's slice in registers and run 2 chains, as many as the registers
+    // hold. Session 41 (Zen 4, v3, `ITERS=2000 BATCH=1 profile_case nchw global`: [1, 2048, 7,
+    // 7] from L2, 6 alternated runs, best): the constant and 4 chains 7.1 µs; a run-time
+    // length with 4 chains 11.5 µs, 3 chains 8.9, 2 chains 8.8; before (2 chains of 8x8
+    // blocks) 8.6 µs.
     let p = &prefetcher;
     match plane_len {
         49 => sum_all_groups::<R, 4>(v3, rule, planes, 49, divisor, output, p),
