@@ -96,9 +96,10 @@ const PREFETCH_GROUPS: usize = 4;
 /// ITERS=200 profile_case nchw global`: 32 planes ahead 312-400 µs, 64 290-398, 128 360-420;
 /// the whole next step asked for at the step's start, as before: 486-1088 µs; the current
 /// step at its start 354-1086; L2 requests 64-256 planes ahead beside those: 435-528 µs.
-/// Earlier, with 2 chains, measured (as pairs of groups of 8 planes) with `profile_case nchw global` (32 x 2048 planes of 7x7, best of 8
-/// alternated runs, Xeon, v4): 32 planes 630 µs, 64 575 µs, 128 660 µs. On an AMD EPYC Zen 3
-/// (v3, best of 5 alternated): 16 planes 489 µs, 32 476-487, 64 498.
+/// Earlier, with 2 chains, measured (as pairs of groups of 8 planes) with `profile_case nchw
+/// global` (32 x 2048 planes of 7x7, best of 8 alternated runs, Xeon, v4): 32 planes 630 µs,
+/// 64 575 µs, 128 660 µs. On an AMD EPYC Zen 3 (v3, best of 5 alternated): 16 planes 489 µs,
+/// 32 476-487, 64 498.
 ///
 /// Sessions 17-24 also asked for the data 32 pairs ahead into L2 (`_MM_HINT_T1`): on an AMD
 /// EPYC Zen 1, whose 8 MiB L3 slices do not hold this 12.8 MB input, that ran 1.48-1.60 ms
