@@ -1080,6 +1080,15 @@ fn large_enough_to_split_across_threads() {
                 .padding(Padding::symmetric(&[1, 1])),
             vec![1, 20, 229, 229],
         ),
+        // Short rows past 4 MiB: the columns-first order asks for each step's rows 8 rows
+        // ahead, the last plane's requests clamped at the input's end (odd height: the last
+        // window is a single step of fewer rows).
+        (
+            PoolDesc::max(&[3, 3])
+                .strides(&[2, 2])
+                .padding(Padding::symmetric(&[1, 1])),
+            vec![1, 340, 57, 57],
+        ),
         // Channels-last windows that do not overlap in y on inputs past 4 MiB ask for the input
         // a few pixels ahead: odd sizes leave a last column and row no window reads, and
         // padding puts the first window's columns before the input.

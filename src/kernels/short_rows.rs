@@ -13,7 +13,8 @@
 //!     output[plane, oy, ..] = the window rows' row maxima folded in window order
 //! ```
 //!
-//! 3-wide windows of inputs that stay in cache go columns first instead ([`columns_first`]):
+//! 3-wide windows go columns first instead ([`columns_first`]; inputs past 4 MiB ask for each
+//! step's rows 8 rows ahead):
 //!
 //! ```text
 //! for each band of up to 16 output rows of one plane:
@@ -121,7 +122,7 @@ impl<const KX: usize, const V: usize> WithSimd for ShortRows<'_, KX, V> {
         } = self;
         let span =
             plan.axes[2].pad_begin + plan.axes[2].input.div_ceil(lanes::<S>()) * lanes::<S>();
-        if KX == 3 && input.len() < COLUMNS_FIRST_BELOW && span <= columns_row_len::<S, V>() {
+        if KX == 3 && span <= columns_row_len::<S, V>() {
             return columns_first::<S, KX, V>(simd, plan, input, output, rows);
         }
         let lanes = lanes::<S>();
@@ -322,22 +323,18 @@ fn fold_rows<S: Simd, const V: usize>(simd: S, ring: &[f32], slots: &[usize], ou
 /// 8 KiB, stay in L1 between the passes).
 const BAND: usize = 16;
 
-/// Inputs below this many elements (4 MiB) run [`columns_first`]; larger ones the row-first
-/// ring. `profile_case nchw <case>` (AMD EPYC Zen 1, v3, best of 5 alternated, µs):
-///
-/// | case | columns first | rows first |
-/// |---|---|---|
-/// | `alexnet` (1.2 MB) | 150 | 178 |
-/// | `resnet` (3.2 MB) | 383 | 442 |
-/// | `train`, 1 image (0.8 MB) | 105 | 123 |
-/// | `train` (26 MB) | 4,853 | 4,656 |
-///
-/// From memory the row-first ring was faster: its prefetches and reads ran in the same order
-/// as on the in-cache inputs, and neither a narrower band (2 or 4 rows), prefetching 4 or 16
-/// rows ahead nor reading the window rows one after another closed the gap. 2x2 windows keep
-/// the ring too: with no row shared between windows, the column pass is extra work (`vgg` 8
-/// 112x112 planes 56 against 66 µs in cache, 8.0 against 5.4 ms from memory).
-const COLUMNS_FIRST_BELOW: usize = PREFETCH_FROM;
+// Where [`columns_first`] runs: every 3-wide window whose rows fit its row length. On the AMD
+// EPYC Zen 1 (v3, `profile_case nchw <case>`, best of 5 alternated, µs) it beat the row-first
+// ring in cache (`alexnet` 150 against 178, `resnet` 383 against 442, one `train` image 105
+// against 123) but not from memory (`train`, 26 MB: 4,853 against 4,656), so inputs from 4 MiB
+// kept the ring until session 42. On the Zen 4 (v3, old and new binaries alternated, ms) the
+// columns-first order with each step's rows asked for `PREFETCH_ROWS` rows ahead won at every
+// size: `ITERS=40 profile_case nchw train` 1.41-1.56 against 1.72-2.02 (6 rounds), with `PAR=1`
+// 0.89-1.17 against 0.96-1.43; 8 images (6.4 MB, from L3) 0.29-0.41 against 0.39-0.63.
+// Without the prefetches it ran 1.81-2.33 ms, and one `fetch_lines` over the step's rows as a
+// single span (instead of one request run a row) 1.83-2.44 ms. 2x2 windows keep the ring:
+// with no row shared between windows, the column pass is extra work (Zen 1: `vgg` 8 112x112
+// planes 56 against 66 µs in cache, 8.0 against 5.4 ms from memory).
 
 /// The length of [`columns_first`]'s rows of column maxima: room for the x pass's loads
 /// (`2 V + 1` vectors) and a vector more. A window row of `2 o + 2` elements at most (left
@@ -375,6 +372,7 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
     // No window reaches past the row's end: whole vectors may be read there.
     let whole = 2 * (ax.output - 1) + KX <= left + width;
     let mut buffer = scratch::take(taps.reach + BAND * row_len);
+    let prefetcher = Prefetcher::new(input.len() >= PREFETCH_FROM);
     {
         let (edge_row, columns) = buffer.split_at_mut(taps.reach);
         let columns = &mut columns[..BAND * row_len];
@@ -414,7 +412,18 @@ fn columns_first<S: Simd, const KX: usize, const V: usize>(
                         .map(|read| (read, $n))
                     };
                 }
-                let run = match chain_length(&windows[..band], b, strides[3]) {
+                let chain = chain_length(&windows[..band], b, strides[3]);
+                // The rows this step reads, `PREFETCH_ROWS` rows on.
+                let read = match chain {
+                    4.. => 9,
+                    2.. => 5,
+                    _ => count,
+                };
+                for row in 0..read {
+                    let later = (start + (PREFETCH_ROWS + row) * strides[3]).min(input.len());
+                    prefetcher.fetch(&input[later..], width);
+                }
+                let run = match chain {
                     4.. => run_of!(4, 9),
                     2.. => run_of!(2, 5),
                     _ => None,
