@@ -56,6 +56,12 @@ fn main() {
             [1, 64, 112, 112],
         ),
     };
+    // `UNPADDED=1` drops the case's padding (to time a kernel's interior alone).
+    let desc = if std::env::var("UNPADDED").is_ok() {
+        desc.padding(Padding::symmetric(&[0, 0]))
+    } else {
+        desc
+    };
     // `SHAPE=n,c,h,w` replaces the case's shape (same window).
     let shape: Vec<usize> = match std::env::var("SHAPE") {
         Ok(v) => v.split(',').map(|d| d.parse().unwrap()).collect(),
