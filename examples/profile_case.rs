@@ -2,9 +2,10 @@
 //! `cargo run --release --example profile_case -- nchw|nhwc [resnet|vgg|alexnet|train|sppf|inception|tiny|small|global]`
 //! (`ITERS=n` calls; `PAR=1` runs on rayon's pool, `INSIDE=1` from a thread of the pool,
 //! `TASKS=n` in n bands; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
-//! `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape).
+//! `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape, `OFFSET=k` misaligns the
+//! buffers by k elements).
 
-use nnpool::{Layout, Padding, Plan, PoolDesc};
+use nnpool::{AlignedVec, Layout, OUTPUT_ALIGN, Padding, Plan, PoolDesc};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -76,8 +77,20 @@ fn main() {
     if std::env::var("DIRECT").is_ok() {
         plan = plan.without_separable();
     }
-    let input: Vec<f32> = (0..plan.input_len()).map(|i| (i % 97) as f32).collect();
-    let mut out = vec![0.0; plan.output_len()];
+    // Input and output start on a 64-byte boundary, or `OFFSET=k` elements past one (a large
+    // `Vec<f32>` from glibc's malloc starts 16 bytes past one: `OFFSET=4`).
+    let offset: usize = std::env::var("OFFSET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let input_store = AlignedVec::<f32>::from_iter(
+        OUTPUT_ALIGN,
+        (0..offset + plan.input_len()).map(|i| (i.wrapping_sub(offset) % 97) as f32),
+    );
+    let input = &input_store[offset..];
+    let mut output_store =
+        AlignedVec::<f32>::from_iter(OUTPUT_ALIGN, (0..offset + plan.output_len()).map(|_| 0.0));
+    let out = &mut output_store[offset..];
     let iters: u32 = std::env::var("ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -85,7 +98,7 @@ fn main() {
     let mut calls = || {
         let t = std::time::Instant::now();
         for _ in 0..iters {
-            plan.run(&input, &mut out).unwrap();
+            plan.run(input, out).unwrap();
         }
         t.elapsed() / iters
     };
