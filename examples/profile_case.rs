@@ -83,13 +83,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let input_store = AlignedVec::<f32>::from_iter(
-        OUTPUT_ALIGN,
-        (0..offset + plan.input_len()).map(|i| (i.wrapping_sub(offset) % 97) as f32),
-    );
+    let values = (0..plan.input_len()).map(|i| (i % 97) as f32);
+    let input_store =
+        AlignedVec::<f32>::from_iter(OUTPUT_ALIGN, std::iter::repeat_n(0.0, offset).chain(values));
     let input = &input_store[offset..];
-    let mut output_store =
-        AlignedVec::<f32>::from_iter(OUTPUT_ALIGN, (0..offset + plan.output_len()).map(|_| 0.0));
+    let zeros = std::iter::repeat_n(0.0, offset + plan.output_len());
+    let mut output_store = AlignedVec::<f32>::from_iter(OUTPUT_ALIGN, zeros);
     let out = &mut output_store[offset..];
     let iters: u32 = std::env::var("ITERS")
         .ok()
