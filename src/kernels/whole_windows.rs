@@ -4,6 +4,8 @@
 //! ```text
 //! offsets := each tap's distance from its window's first element, row-major (once per task)
 //! for each such pixel of a row (its window's first element one x stride after the last one's):
+//!     (window off a vector boundary: one vector at its start, the blocks from the boundary on,
+//!      one vector ending at its end instead of a partial one)
 //!     for channel blocks of 8 (sums, flagged max) or 4, then the last 1-3 vectors, then a
 //!     partial one:
 //!         acc = the first tap's vectors
@@ -21,7 +23,7 @@ use pulp::Simd;
 
 use super::channels_last::{any_flagged, probe_nan};
 use super::reduce::{Acc, MaxValue, Reducer};
-use super::simd_io::{lanes, load, load_first, store, store_first};
+use super::simd_io::{lanes, load, load_first, store, store_first, to_boundary};
 use crate::Plan;
 
 /// Most taps a window may have here (a 4x4x4 window); larger ones take the general kernel.
@@ -106,6 +108,13 @@ impl WholeRun<'_> {
         let lanes = lanes::<S>();
         let channels = out.len();
         let mut c = 0;
+        // A first vector where the window's loads would straddle vector boundaries, then the
+        // rest from the next boundary on (its first channels again, with the same bits).
+        let head = to_boundary::<S>(self.input, window);
+        if head != 0 && channels > lanes + head {
+            self.block::<S, R, 1>(simd, rule, window, out, divisor);
+            c = head;
+        }
         // Block sizes as in `channels_last::pixel`, for the same reasons.
         while (R::SUMS || R::FLAGS_NAN) && c + 8 * lanes <= channels {
             self.block::<S, R, 8>(simd, rule, window + c, &mut out[c..], divisor);
@@ -122,7 +131,12 @@ impl WholeRun<'_> {
             _ => self.block::<S, R, 3>(simd, rule, window + c, &mut out[c..], divisor),
         }
         c += (channels - c) / lanes * lanes;
-        if c < channels {
+        if c < channels && head != 0 && channels > lanes + head {
+            // The last vector ends at the pixel's end (again with the same bits where it
+            // overlaps the one before).
+            let last = channels - lanes;
+            self.block::<S, R, 1>(simd, rule, window + last, &mut out[last..], divisor);
+        } else if c < channels {
             self.partial(simd, rule, window + c, &mut out[c..], divisor);
         }
     }

@@ -42,34 +42,50 @@ pub fn run_guarded(
     input: &[f32],
     with_indices: bool,
 ) -> Result<(Vec<f32>, Option<Vec<i64>>), PoolError> {
-    const GUARD: usize = 37;
+    run_guarded_shifted(plan, input, with_indices, 0)
+}
+
+/// [`run_guarded`] with the input copied `shift` elements into a fresh buffer and the output
+/// `shift` elements further on: kernels that start their loads on vector boundaries see each
+/// way of being off one.
+pub fn run_guarded_shifted(
+    plan: &Plan<f32>,
+    input: &[f32],
+    with_indices: bool,
+    shift: usize,
+) -> Result<(Vec<f32>, Option<Vec<i64>>), PoolError> {
+    let shifted: Vec<f32> = std::iter::repeat_n(0.0, shift)
+        .chain(input.iter().copied())
+        .collect();
+    let input = &shifted[shift..];
+    let guard = 37 + shift;
     let sentinel = f32::from_bits(0x7fc0_dead);
     let len = plan.output_len();
-    let mut out = vec![sentinel; len + 2 * GUARD];
-    let mut idx = vec![-7i64; len + 2 * GUARD];
+    let mut out = vec![sentinel; len + 2 * guard];
+    let mut idx = vec![-7i64; len + 2 * guard];
     if with_indices {
         plan.run_with_indices(
             input,
-            &mut out[GUARD..GUARD + len],
-            &mut idx[GUARD..GUARD + len],
+            &mut out[guard..guard + len],
+            &mut idx[guard..guard + len],
         )?;
     } else {
-        plan.run(input, &mut out[GUARD..GUARD + len])?;
+        plan.run(input, &mut out[guard..guard + len])?;
     }
     let untouched = |s: &[f32]| s.iter().all(|v| v.to_bits() == sentinel.to_bits());
     assert!(
-        untouched(&out[..GUARD]) && untouched(&out[GUARD + len..]),
+        untouched(&out[..guard]) && untouched(&out[guard + len..]),
         "output guard overwritten"
     );
     assert!(
-        idx[..GUARD]
+        idx[..guard]
             .iter()
-            .chain(&idx[GUARD + len..])
+            .chain(&idx[guard + len..])
             .all(|&i| i == -7),
         "indices guard overwritten"
     );
-    let indices = with_indices.then(|| idx[GUARD..GUARD + len].to_vec());
-    Ok((out[GUARD..GUARD + len].to_vec(), indices))
+    let indices = with_indices.then(|| idx[guard..guard + len].to_vec());
+    Ok((out[guard..guard + len].to_vec(), indices))
 }
 
 /// Runs the reference.
