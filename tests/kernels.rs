@@ -701,7 +701,8 @@ fn channels_last_whole_windows_on_every_level() {
     let lanes: Vec<usize> = Isa::available().iter().map(|isa| isa.lanes()).collect();
     let mut channel_counts = vec![3];
     for &l in &lanes {
-        channel_counts.extend([l - 1, l + 1, 4 * l, 8 * l + 3]);
+        // 16 vectors and more start their blocks on a vector boundary.
+        channel_counts.extend([l - 1, l + 1, 4 * l, 8 * l + 3, 16 * l + 5]);
     }
     channel_counts.sort_unstable();
     channel_counts.dedup();
