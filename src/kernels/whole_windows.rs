@@ -35,7 +35,7 @@ const MAX_TAPS: usize = 64;
 /// channels 71 against 68, 128 channels 48 against 48 (no cost off the boundary there); 64
 /// channels (`resnet` NHWC, 3x3/2 max) lost, 76 against 104 µs, its one block of 8 vectors
 /// split into four.
-const ALIGN_FROM: usize = 16;
+pub(super) const ALIGN_FROM: usize = 16;
 
 /// A whole window's taps, as element offsets from its first element in row-major order.
 #[derive(Clone, Copy)]
