@@ -191,7 +191,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         }
     }
     let with_indices = plan.op() == PoolOp::Max;
-    // Buffers off a 64-byte boundary by a number of elements that varies with the case.
+    // Buffers shifted by a number of elements that varies with the case (vector alignment).
     let shift = case.values.len() % 16;
     if with_indices {
         // Max without indices runs other kernels (value-only, separable).

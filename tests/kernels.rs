@@ -153,8 +153,8 @@ fn check_levels_and_threads(
                 // Small inputs stay on one thread by default; force bands to test their edges.
                 plan = plan.with_forced_tasks(3);
             }
-            // The input and output a different number of elements off a 64-byte boundary in
-            // each run (every residue across the grid).
+            // The input and output shifted by a different number of elements in each run, so
+            // that across the grid they start at every offset from a vector boundary.
             let shift = (runs * 5 + input.len()) % 16;
             let (out, idx) = pool
                 .install(|| common::run_guarded_shifted(&plan, input, with_indices, shift))
