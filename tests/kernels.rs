@@ -721,6 +721,13 @@ fn channels_last_whole_windows_on_every_level() {
                 .strides(&[2, 3])
                 .padding(Padding::explicit(&[2, 0], &[1, 2])),
             PoolDesc::new(op, &[9, 9]).strides(&[1, 1]),
+            // x stride 1: a row's interior runs as one flat stretch of pixels and channels.
+            PoolDesc::new(op, &[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[1, 1])),
+            PoolDesc::new(op, &[1, 3])
+                .strides(&[2, 1])
+                .dilations(&[1, 2]),
         ];
         for desc in &descs {
             for &channels in &channel_counts {
@@ -728,16 +735,23 @@ fn channels_last_whole_windows_on_every_level() {
                     check_everywhere("whole", desc, Layout::ChannelsLast, &[2, channels, 11, 10]);
             }
         }
-        let cube = PoolDesc::new(op, &[3, 3, 3])
-            .strides(&[2, 2, 2])
-            .padding(Padding::symmetric(&[1, 1, 1]));
-        for channels in [5, 19] {
-            runs += check_everywhere(
-                "whole 3-D",
-                &cube,
-                Layout::ChannelsLast,
-                &[1, channels, 5, 6, 7],
-            );
+        let cubes = [
+            PoolDesc::new(op, &[3, 3, 3])
+                .strides(&[2, 2, 2])
+                .padding(Padding::symmetric(&[1, 1, 1])),
+            PoolDesc::new(op, &[2, 3, 3])
+                .strides(&[1, 2, 1])
+                .padding(Padding::symmetric(&[0, 1, 1])),
+        ];
+        for cube in &cubes {
+            for channels in [5, 19] {
+                runs += check_everywhere(
+                    "whole 3-D",
+                    cube,
+                    Layout::ChannelsLast,
+                    &[1, channels, 5, 6, 7],
+                );
+            }
         }
     }
     assert!(runs > 200, "the grid ran too little: {runs}");

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! offsets := each tap's distance from its window's first element, row-major (once per task)
+//! (x stride 1: the run's pixels are one pixel of all their channels, below)
 //! for each such pixel of a row (its window's first element one x stride after the last one's):
 //!     (window off a vector boundary: one vector at its start, the blocks from the boundary on,
 //!      one vector ending at its end instead of a partial one)
@@ -96,8 +97,16 @@ impl WholeRun<'_> {
         channels: usize,
     ) {
         let divisor = simd.splat_f32s(self.divisor);
+        // x stride 1: output element j of the run reads `input[first + offset + j]` for each
+        // tap offset, so the whole run is one wide pixel (no per-pixel head, tail or block
+        // split). One loop for both, so that `pixel` is compiled once.
+        let width = if self.step == channels {
+            output.len()
+        } else {
+            channels
+        };
         let mut window = self.first;
-        for out in output.chunks_exact_mut(channels) {
+        for out in output.chunks_exact_mut(width) {
             self.pixel(simd, rule, window, out, divisor);
             window += self.step;
         }
