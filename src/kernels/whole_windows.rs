@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! offsets := each tap's distance from its window's first element, row-major (once per task)
-//! (x stride 1: the run's pixels are one pixel of all their channels, below)
+//! (x stride 1: the whole run is one such pixel, its channels all its pixels' channels)
 //! for each such pixel of a row (its window's first element one x stride after the last one's):
 //!     (window off a vector boundary: one vector at its start, the blocks from the boundary on,
 //!      one vector ending at its end instead of a partial one)
