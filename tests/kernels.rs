@@ -850,6 +850,58 @@ fn short_rows_columns_first_on_every_level() {
 }
 
 #[test]
+fn separable_row_quads_on_every_level() {
+    // Channels-last 5x5 stride-1 max (SPPF) takes four output rows at a time from the 8 input
+    // rows they read, sharing partial maxima between them. Heights leave 0-3 rows past the last
+    // group and put groups at different rows; padding on one side only; channels off the vector
+    // width; inputs without NaN (the one-instruction rule), with NaN in some rows, and with only
+    // 0, −0, −1 and −∞ (ties: which zero a window keeps shows the order).
+    let no_nan = |x: f32| if x.is_nan() { -0.0 } else { x };
+    let windows = [
+        PoolDesc::max(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[2, 2])),
+        PoolDesc::max(&[5, 5]).strides(&[1, 1]),
+        PoolDesc::max(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::explicit(&[0, 2], &[2, 0])),
+    ];
+    let mut runs = 0;
+    for desc in &windows {
+        for height in [8, 9, 10, 11, 12, 13, 17] {
+            for channels in [8, 9, 37] {
+                let shape = [2, channels, height, 7];
+                let plan = Plan::<f32>::new(desc, Layout::ChannelsLast, &shape).unwrap();
+                assert!(plan.kernel_name().starts_with("separable_max/"));
+                let values = values(plan.input_len(), (height * 64 + channels) as u64);
+                let row_len = 7 * channels;
+                let inputs = [
+                    values.iter().map(|&x| no_nan(x)).collect::<Vec<_>>(),
+                    values,
+                    (0..plan.input_len())
+                        .map(|i| [0.0, -0.0, -1.0, f32::NEG_INFINITY][(i * 7 + i / 5) % 4])
+                        .collect(),
+                    (0..plan.input_len())
+                        .map(|i| {
+                            let (row, at) = (i / row_len, i % row_len);
+                            if row % 7 == 3 && at == (row * 5) % row_len {
+                                f32::NAN
+                            } else {
+                                (i % 13) as f32 - 6.0
+                            }
+                        })
+                        .collect(),
+                ];
+                for input in &inputs {
+                    runs += check_levels_and_threads("row quads", &plan, &shape, input, false);
+                }
+            }
+        }
+    }
+    assert!(runs > 500, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn small_planes_in_groups_on_every_level() {
     // The small-planes kernel runs a level's lanes of planes at a time: plane counts around 8 and
     // 16 give whole groups (transposed in and out on v3) and a last partial group; 7x9 outputs

@@ -29,6 +29,8 @@
 //! window rows they share are merged once for both ([`max_of_row_pair`]), so a 5-row window
 //! reads 3 h rows per output row instead of 5. `sppf` NHWC, whose h rows (40 pixels x 256
 //! channels) are read from L2: 313 -> 280 µs (`profile_case nhwc sppf`, best of 5 alternated).
+//! Channels-last 5-row windows go four output rows at a time instead ([`max_of_row_quad`]): 8
+//! h rows read for 4 output rows, 9 rule steps instead of 10 for two pairs.
 
 use std::ops::Range;
 
@@ -121,8 +123,16 @@ impl WithSimd for SeparableMax<'_> {
                 ax.stride * phase_len,
             )
         };
+        // Ring slots `pitch` apart, a cache line more than a whole number of lines: rows a
+        // multiple of 4 KiB long (`sppf` NHWC: 40 pixels x 256 channels) put every slot's
+        // element i in one L1 set, and the y pass reads 6-8 slots at once (see [`quad_rows`]).
+        let pitch = if channels_last {
+            h_len.next_multiple_of(16) + 16
+        } else {
+            h_len
+        };
         // Not a closure: the loops must stay inside this function's SIMD context.
-        let mut buffer = scratch::take(ring * h_len + row_buffer + lanes);
+        let mut buffer = scratch::take(ring * pitch + row_buffer + lanes);
         {
             // Channels-last h rows as far off a vector boundary as the input (and, as callers'
             // buffers come, the output): loads and stores that start on boundaries meet there.
@@ -131,7 +141,7 @@ impl WithSimd for SeparableMax<'_> {
             } else {
                 0
             };
-            let (ring_rows, row_scratch) = buffer[shift..].split_at_mut(ring * h_len);
+            let (ring_rows, row_scratch) = buffer[shift..].split_at_mut(ring * pitch);
             let row_scratch = &mut row_scratch[..row_buffer];
             // The row buffer's padding slots never change: written once, then each row copy
             // writes input elements only.
@@ -161,6 +171,9 @@ impl WithSimd for SeparableMax<'_> {
             // window rows: with a ring that holds both windows' rows, the two are computed
             // together and each middle h row is read once for both.
             let pairs = ay.stride == 1 && ay.dilation == 1 && ring > ay.kernel;
+            // Four output rows of 5-row windows at a time ([`max_of_row_quad`]), the 8 rows
+            // they read in the ring at once.
+            let quads = quad_rows(plan) && ring >= 8;
             let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
             let mut local_row = 0;
             while local_row < rows.len() {
@@ -168,21 +181,32 @@ impl WithSimd for SeparableMax<'_> {
                 cursor.advance();
                 let z = az.taps(oz).first;
                 let ty = ay.taps(oy);
-                let paired = pairs && local_row + 1 < rows.len() && cursor.oy == oy + 1;
+                let quad = quads
+                    && local_row + 3 < rows.len()
+                    && oy + 3 < ay.output
+                    && (0..4).all(|i| {
+                        let t = ay.taps(oy + i);
+                        t.count == 5 && t.first == ty.first + i
+                    });
+                let paired = !quad && pairs && local_row + 1 < rows.len() && cursor.oy == oy + 1;
                 let next = if paired { ay.taps(oy + 1) } else { ty };
-                // Window rows of both windows (one window: `next` is `ty`), each h row where it
-                // starts in the ring.
-                let last = (ty.first + (ty.count - 1) * ay.dilation)
-                    .max(next.first + (next.count - 1) * ay.dilation);
+                // Window rows of both windows (one window: `next` is `ty`; four: rows
+                // `ty.first..ty.first + 8`), each h row where it starts in the ring.
+                let last = if quad {
+                    ty.first + 7
+                } else {
+                    (ty.first + (ty.count - 1) * ay.dilation)
+                        .max(next.first + (next.count - 1) * ay.dilation)
+                };
                 let mut starts = [0usize; MAX_RING];
                 let mut nan = false;
                 for y in (ty.first..=last).step_by(ay.dilation) {
                     let slot = y & (ring - 1);
-                    starts[(y - ty.first) / ay.dilation] = slot * h_len;
+                    starts[(y - ty.first) / ay.dilation] = slot * pitch;
                     let key = row_key(outer, z, y);
                     if keys[slot] != key {
                         keys[slot] = key;
-                        let h = &mut ring_rows[slot * h_len..][..h_len];
+                        let h = &mut ring_rows[slot * pitch..][..h_len];
                         nans[slot] = if channels_last {
                             h_row_channels_last(simd, plan, input, (outer, z, y), h)
                         } else {
@@ -194,7 +218,18 @@ impl WithSimd for SeparableMax<'_> {
                 // Rows [0, middle.start) of the union belong to `ty` only, [middle.end, ..) to
                 // `next` only.
                 let middle = (next.first - ty.first)..ty.count;
-                if paired && !middle.is_empty() {
+                if quad {
+                    let out = &mut output[local_row * row_len..][..4 * row_len];
+                    let (r0, rest) = out.split_at_mut(row_len);
+                    let (r1, rest) = rest.split_at_mut(row_len);
+                    let (r2, r3) = rest.split_at_mut(row_len);
+                    let starts: [usize; 8] = starts[..8].try_into().expect("8 rows");
+                    max_of_row_quad_given(simd, nan, ring_rows, starts, [r0, r1, r2, r3]);
+                    for _ in 0..3 {
+                        cursor.advance();
+                    }
+                    local_row += 4;
+                } else if paired && !middle.is_empty() {
                     let union = (last - ty.first) / ay.dilation + 1;
                     let (first_row, second_row) =
                         output[local_row * row_len..][..2 * row_len].split_at_mut(row_len);
@@ -506,6 +541,122 @@ fn fixed_pair_blocks<S: Simd, R: Reducer, const M: usize>(
         i += V * lanes;
     }
     i
+}
+
+/// Whether output rows go four at a time through [`max_of_row_quad`]: channels-last 5-row
+/// windows with y stride and dilation 1 (channels-first plans reach this kernel only with x
+/// strides other than 1, and were not measured with quads). With the ring's slots a cache
+/// line apart mod 4 KiB as well (`OFFSET=4 BEST=10 ITERS=300 profile_case nhwc sppf`, Zen 3,
+/// v3, 6 alternated rounds, µs): row pairs as before 167-182 (one 229), the same with the
+/// slots apart 162-172, quads with them 147-153 (twice 173 and 213); quads without them
+/// 239-248 (8 ring rows and 4 output rows in one 8-way L1 set).
+fn quad_rows(plan: &Plan<f32>) -> bool {
+    let ay = &plan.axes[1];
+    plan.layout == Layout::ChannelsLast && ay.kernel == 5 && ay.stride == 1 && ay.dilation == 1
+}
+
+/// Four output rows of 5-row windows one row apart: window `k` is rows `k..k + 5` of the 8
+/// rows at `starts` (`outs[k][i]` the max over them of `data[s + i]`, in order). With `M` =
+/// rows 3-4, `A` = rows 1-2 then `M`, `B` = `M` then rows 5-6: window 0 is row 0 then `A`,
+/// window 1 `A` then row 5, window 2 row 2 then `B`, window 3 `B` then row 7 (9 rules for 4
+/// outputs from 8 loads, against 10 rules from 12 loads for two pairs). The rule is
+/// associative with earlier operands on the left (the first maximum, the last NaN), so the
+/// bits are those of each window's rows in order.
+#[inline(always)]
+fn max_of_row_quad<S: Simd, R: Reducer>(
+    simd: S,
+    rule: R,
+    data: &[f32],
+    starts: [usize; 8],
+    outs: [&mut [f32]; 4],
+) {
+    let lanes = lanes::<S>();
+    let [o0, o1, o2, o3] = outs;
+    let len = o0.len();
+    let windows = |k: usize| &starts[k..k + 5];
+    // Long rows off a vector boundary: the first vector, then the rest from the boundary on.
+    let head = if len >= ALIGN_FROM * lanes {
+        to_boundary::<S>(data, starts[0])
+    } else {
+        0
+    };
+    if head != 0 {
+        for (k, out) in [&mut *o0, &mut *o1, &mut *o2, &mut *o3]
+            .into_iter()
+            .enumerate()
+        {
+            max_of_rows(simd, rule, data, windows(k), &mut out[..lanes]);
+        }
+    }
+    let data = &data[head..];
+    let (o0, o1, o2, o3) = (
+        &mut o0[head..],
+        &mut o1[head..],
+        &mut o2[head..],
+        &mut o3[head..],
+    );
+    let len = len - head;
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = starts;
+    let rows = [
+        &data[s0..][..len],
+        &data[s1..][..len],
+        &data[s2..][..len],
+        &data[s3..][..len],
+        &data[s4..][..len],
+        &data[s5..][..len],
+        &data[s6..][..len],
+        &data[s7..][..len],
+    ];
+    let (o0, o1, o2, o3) = (
+        &mut o0[..len],
+        &mut o1[..len],
+        &mut o2[..len],
+        &mut o3[..len],
+    );
+    let zero = simd.splat_u32s(0);
+    let mut i = 0;
+    // Macros, not closures: closures are compiled without the level's target features.
+    macro_rules! row {
+        ($r:literal) => {
+            rule.first(simd, load::<S>(rows[$r], i), zero)
+        };
+    }
+    macro_rules! then {
+        ($a:expr, $b:expr) => {
+            rule.add(simd, $a, $b.value, zero)
+        };
+    }
+    while i + lanes <= len {
+        let m = then!(row!(3), row!(4));
+        let a = then!(then!(row!(1), row!(2)), m);
+        let b = then!(m, then!(row!(5), row!(6)));
+        store::<S>(o0, i, then!(row!(0), a).value);
+        store::<S>(o1, i, then!(a, row!(5)).value);
+        store::<S>(o2, i, then!(row!(2), b).value);
+        store::<S>(o3, i, then!(b, row!(7)).value);
+        i += lanes;
+    }
+    if i < len {
+        for (k, out) in [o0, o1, o2, o3].into_iter().enumerate() {
+            max_of_rows(simd, rule, &data[i..], windows(k), &mut out[i..]);
+        }
+    }
+}
+
+/// [`max_of_row_quad`] with the rule its sources allow (see [`max_of_rows_given`]).
+#[inline(always)]
+fn max_of_row_quad_given<S: Simd>(
+    simd: S,
+    nan: bool,
+    data: &[f32],
+    starts: [usize; 8],
+    outs: [&mut [f32]; 4],
+) {
+    if nan {
+        max_of_row_quad(simd, MaxValue, data, starts, outs);
+    } else {
+        max_of_row_quad(simd, MaxOfNumbers, data, starts, outs);
+    }
 }
 
 /// [`max_of_row_pair`] with the rule its sources allow (see [`max_of_rows_given`]).
