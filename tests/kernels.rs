@@ -902,6 +902,76 @@ fn separable_row_quads_on_every_level() {
 }
 
 #[test]
+fn separable_x_windows_on_every_level() {
+    // Channels-last separable max with 3- and 5-pixel x windows (stride 1): the interior's
+    // windows as one flat run of shifted rows, the border pixels one at a time, the rule chosen
+    // by a NaN check of the row (few channels go through planes instead, at up to half a
+    // vector). Channels around one and two vectors of every level; widths
+    // from one interior window up; y windows of 2, 3 and 5 rows, y stride 1 and 2; inputs
+    // without NaN, with one NaN (an edge pixel, the middle pixel), with +∞ and −∞ beside each
+    // other, and with only 0, −0, −1 and −∞ (ties show the order).
+    let windows = [
+        PoolDesc::max(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[2, 2])),
+        PoolDesc::max(&[3, 3]).strides(&[1, 1]),
+        PoolDesc::max(&[2, 5])
+            .strides(&[1, 1])
+            .padding(Padding::explicit(&[0, 0], &[1, 3])),
+        PoolDesc::max(&[3, 5])
+            .strides(&[2, 1])
+            .padding(Padding::symmetric(&[1, 2])),
+    ];
+    let mut runs = 0;
+    for desc in &windows {
+        for width in [5, 6, 7, 12] {
+            for channels in [5, 8, 9, 16, 17, 23, 33, 48] {
+                let shape = [1, channels, 4, width];
+                let plan = Plan::<f32>::new(desc, Layout::ChannelsLast, &shape).unwrap();
+                assert!(
+                    plan.kernel_name().contains("separable_max/"),
+                    "{desc:?} {shape:?}: {}",
+                    plan.kernel_name()
+                );
+                let len = plan.input_len();
+                let random = values(len, (width * 64 + channels) as u64);
+                let row_len = width * channels;
+                // No NaN and no +∞ (with −∞ it would make the probe NaN).
+                let clean: Vec<f32> = random
+                    .iter()
+                    .map(|&x| if x.is_nan() { -0.0 } else { x.min(7.0) })
+                    .collect();
+                let with_nan_at = |pixel: usize| {
+                    let mut input = clean.clone();
+                    input[row_len + pixel * channels + channels / 2] = f32::NAN;
+                    input
+                };
+                let inputs = [
+                    clean.clone(),
+                    with_nan_at(0),
+                    with_nan_at(width / 2),
+                    with_nan_at(width - 1),
+                    (0..len)
+                        .map(|i| match i % 11 {
+                            3 => f32::INFINITY,
+                            7 => f32::NEG_INFINITY,
+                            k => k as f32,
+                        })
+                        .collect(),
+                    (0..len)
+                        .map(|i| [0.0, -0.0, -1.0, f32::NEG_INFINITY][(i * 7 + i / 5) % 4])
+                        .collect(),
+                ];
+                for input in &inputs {
+                    runs += check_levels_and_threads("x windows", &plan, &shape, input, false);
+                }
+            }
+        }
+    }
+    assert!(runs > 500, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn small_planes_in_groups_on_every_level() {
     // The small-planes kernel runs a level's lanes of planes at a time: plane counts around 8 and
     // 16 give whole groups (transposed in and out on v3) and a last partial group; 7x9 outputs
