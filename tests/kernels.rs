@@ -906,10 +906,10 @@ fn separable_x_windows_on_every_level() {
     // Channels-last separable max with 3- and 5-pixel x windows (stride 1): the interior's
     // windows as one flat run of shifted rows, the border pixels one at a time, the rule chosen
     // by a NaN check of the row (few channels go through planes instead, at up to half a
-    // vector). Channels around one and two vectors of every level; widths
-    // from one interior window up; y windows of 2, 3 and 5 rows, y stride 1 and 2; inputs
-    // without NaN, with one NaN (an edge pixel, the middle pixel), with +∞ and −∞ beside each
-    // other, and with only 0, −0, −1 and −∞ (ties show the order).
+    // vector). Channels around one and two vectors of every level; widths from one interior
+    // window up; y windows of 2, 3 and 5 rows, y stride 1 and 2; inputs without NaN, with one
+    // NaN (an edge pixel, the middle pixel), with +∞ and −∞ beside each other, and with only
+    // 0, −0, −1 and −∞ (ties show the order).
     let windows = [
         PoolDesc::max(&[5, 5])
             .strides(&[1, 1])
@@ -936,7 +936,7 @@ fn separable_x_windows_on_every_level() {
                 let len = plan.input_len();
                 let random = values(len, (width * 64 + channels) as u64);
                 let row_len = width * channels;
-                // No NaN and no +∞ (with −∞ it would make the probe NaN).
+                // No NaN (the one-instruction rule) and no +∞ (so no ∞ − ∞ anywhere).
                 let clean: Vec<f32> = random
                     .iter()
                     .map(|&x| if x.is_nan() { -0.0 } else { x.min(7.0) })
