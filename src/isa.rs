@@ -80,14 +80,31 @@ impl Isa {
     /// Zen 4 (family 19h with AVX-512), which runs 512-bit operations as two 256-bit halves:
     /// there v3 ran the bench suite's channels-first cases up to 1.36x faster than v4 (as fast
     /// on the rest), its channels-last ones from 0.87x to 1.15x as fast
-    /// (`docs/speed-history.md`, session 40). Other AVX-512 CPUs keep v4 (unmeasured on Zen 5).
+    /// (`docs/speed-history.md`, session 40). Other AVX-512 CPUs keep v4; on AMD Zen 5 plans
+    /// left to this default run two channels-first max kernels on v3 (see
+    /// [`Isa::prefers_v3_for_channels_first_max`]).
     pub fn preferred() -> Isa {
         let best = Isa::best();
-        if best == Isa::V4 && runs_avx512_on_halves() {
+        if best == Isa::V4 && amd_family() == Some(ZEN_4_FAMILY) {
             Isa::V3
         } else {
             best
         }
+    }
+
+    /// Whether plans that take the process default ([`Isa::default_for_process`], not forced
+    /// by `NNPOOL_ISA` or [`crate::Plan::with_isa`]) run the channels-first short-rows and
+    /// separable max kernels on v3 although the default is v4: so on AMD Zen 5 (family 1Ah),
+    /// where those two ran the bench suite's cases 1.07x to 1.34x faster on v3 and every other
+    /// kernel was as fast or faster on v4 (`nnpool bench --isa v3|v4 --threads 1`, three
+    /// alternated rounds; `docs/speed-history.md`, session 53).
+    pub(crate) fn prefers_v3_for_channels_first_max() -> bool {
+        static PREFERS: OnceLock<bool> = OnceLock::new();
+        *PREFERS.get_or_init(|| {
+            !default_is_forced()
+                && Isa::preferred() == Isa::V4
+                && amd_family() == Some(ZEN_5_FAMILY)
+        })
     }
 
     /// The level plans use unless told otherwise: `NNPOOL_ISA` if it is set and names a level
@@ -96,10 +113,7 @@ impl Isa {
     pub fn default_for_process() -> Isa {
         static DEFAULT: OnceLock<Isa> = OnceLock::new();
         *DEFAULT.get_or_init(|| {
-            let Some(wanted) = std::env::var("NNPOOL_ISA")
-                .ok()
-                .and_then(|v| Isa::from_name(&v))
-            else {
+            let Some(wanted) = forced_level() else {
                 return Isa::preferred();
             };
             Isa::available()
@@ -120,21 +134,40 @@ impl Isa {
     }
 }
 
-/// Whether the CPU is an AMD Zen 4 (family 19h; its Zen 3 models lack AVX-512, so callers ask
-/// only once v4 is known to run), whose AVX-512 units are 256 bits wide.
+/// The level `NNPOOL_ISA` names, if it is set to a level's name.
+fn forced_level() -> Option<Isa> {
+    std::env::var("NNPOOL_ISA")
+        .ok()
+        .and_then(|v| Isa::from_name(&v))
+}
+
+/// Whether `NNPOOL_ISA` sets the process default (read once, as the default is).
+fn default_is_forced() -> bool {
+    static FORCED: OnceLock<bool> = OnceLock::new();
+    *FORCED.get_or_init(|| forced_level().is_some())
+}
+
+/// AMD Zen 4 (family 19h; its Zen 3 models lack AVX-512, so callers ask only once v4 is known
+/// to run), whose AVX-512 units are 256 bits wide and run 512-bit operations as two halves.
+const ZEN_4_FAMILY: u8 = 0x19;
+
+/// AMD Zen 5 (family 1Ah), whose AVX-512 units are 512 bits wide.
+const ZEN_5_FAMILY: u8 = 0x1A;
+
+/// The CPU's family if it is an AMD CPU.
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-fn runs_avx512_on_halves() -> bool {
+fn amd_family() -> Option<u8> {
     let cpuid = raw_cpuid::CpuId::new();
     let is_amd = cpuid
         .get_vendor_info()
         .is_some_and(|vendor| vendor.as_str() == "AuthenticAMD");
     let family = cpuid.get_feature_info().map(|info| info.family_id());
-    is_amd && family == Some(0x19)
+    family.filter(|_| is_amd)
 }
 
 #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-fn runs_avx512_on_halves() -> bool {
-    false
+fn amd_family() -> Option<u8> {
+    None
 }
 
 impl std::fmt::Display for Isa {
@@ -200,5 +233,37 @@ mod tests {
         assert!(preferred.is_available());
         assert!(preferred <= Isa::best());
         assert!(preferred == Isa::best() || (Isa::best() == Isa::V4 && preferred == Isa::V3));
+    }
+
+    /// Plans left to the default level run channels-first separable max on v3 exactly where
+    /// `prefers_v3_for_channels_first_max` says so; other kernels keep the default, and a level
+    /// given to `with_isa` always wins.
+    #[test]
+    fn only_channels_first_max_kernels_leave_the_default_level() {
+        use crate::{Layout, Padding, Plan, PoolDesc};
+        let default = Isa::default_for_process();
+        let to_v3 = default == Isa::V4 && Isa::prefers_v3_for_channels_first_max();
+        let separable = PoolDesc::max(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[2, 2]));
+        let average = PoolDesc::average(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[2, 2]));
+        let shape = [1, 64, 40, 40];
+        let plan = |desc: &PoolDesc, layout| Plan::<f32>::new(desc, layout, &shape).unwrap();
+
+        let first = plan(&separable, Layout::ChannelsFirst);
+        if to_v3 {
+            assert_eq!(first.isa(), Isa::V3);
+            assert_eq!(first.kernel_name(), "separable_max/v3");
+        } else {
+            assert_eq!(first.isa(), default);
+        }
+        assert_eq!(plan(&separable, Layout::ChannelsLast).isa(), default);
+        assert_eq!(plan(&average, Layout::ChannelsFirst).isa(), default);
+        let forced = plan(&separable, Layout::ChannelsFirst)
+            .with_isa(default)
+            .unwrap();
+        assert_eq!(forced.isa(), default);
     }
 }

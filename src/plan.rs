@@ -119,7 +119,13 @@ impl<T: Element> Plan<T> {
             planes: None,
             element: PhantomData,
         };
-        plan.select_kernel(Isa::default_for_process());
+        let isa = Isa::default_for_process();
+        plan.select_kernel(isa);
+        let faster_on_v3 = plan.kernel == Kernel::ShortRowsMax
+            || (plan.kernel == Kernel::SeparableMax && layout == Layout::ChannelsFirst);
+        if isa == Isa::V4 && faster_on_v3 && Isa::prefers_v3_for_channels_first_max() {
+            plan.select_kernel(Isa::V3);
+        }
         Ok(plan)
     }
 

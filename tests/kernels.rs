@@ -1173,6 +1173,33 @@ fn global_sums_every_plane_length_and_group_count() {
 }
 
 #[test]
+fn global_max_values_keep_the_first_maximum_and_the_last_nan() {
+    // Channels-first global max without indices folds each plane in one lane of the sums'
+    // transposed loop on v3 and v4 (planes of 4 or more), the rest plane by plane: planes of
+    // only zeros of both signs, -1 and -inf show whether a lane keeps the first maximum (0 or
+    // -0 by position), and every third plane's two NaNs of different payloads whether it keeps
+    // the last NaN, at plane lengths and counts that reach every loop and their hand-over.
+    let pattern = [0.0, -0.0, -1.0, f32::NEG_INFINITY, -0.0, 0.0, -0.0];
+    for plane_len in (1..=13).chain([16, 23, 49, 50]) {
+        for planes in [1, 7, 8, 9, 31, 32, 33, 41, 65] {
+            let shape = [1, planes, 1, plane_len];
+            let mut input: Vec<f32> = (0..planes * plane_len)
+                .map(|i| pattern[(i * 3 + i / plane_len) % pattern.len()])
+                .collect();
+            for plane in (0..planes).step_by(3) {
+                let at = plane * plane_len;
+                input[at + plane % plane_len] = f32::from_bits(0x7fc0_0001 + plane as u32);
+                input[at + plane_len - 1] = f32::from_bits(0xffc0_1000 + plane as u32);
+            }
+            let base =
+                Plan::<f32>::new(&PoolDesc::global_max(), Layout::ChannelsFirst, &shape).unwrap();
+            let checked = check_levels_and_threads("global max", &base, &shape, &input, false);
+            assert!(checked > 0);
+        }
+    }
+}
+
+#[test]
 fn global_channels_last_every_pixel_count_and_channel_tail() {
     // Channels-last global pooling folds 8 pixels into the running results in one pass over
     // the channels, then the remaining pixels one by one: pixel counts around multiples of 8

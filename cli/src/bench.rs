@@ -157,9 +157,10 @@ pub fn run(options: &Options) -> Result<(), String> {
         }
         cases.retain(|c| options.cases.contains(&c.name));
     }
-    let isa = match options.isa.as_str() {
-        "auto" => Isa::default_for_process(),
-        name => {
+    // `auto` leaves each plan its default level (which on some CPUs differs by kernel).
+    let forced = match options.isa.as_str() {
+        "auto" => None,
+        name => Some({
             let isa = Isa::from_name(name).ok_or(format!(
                 "--isa {name}: expected auto, scalar, v2, v3, v4 or neon"
             ))?;
@@ -167,8 +168,9 @@ pub fn run(options: &Options) -> Result<(), String> {
                 return Err(format!("--isa {name}: this CPU does not run that level"));
             }
             isa
-        }
+        }),
     };
+    let isa = forced.unwrap_or_else(Isa::default_for_process);
     let cores = rayon::current_num_threads();
     let thread_counts = match options.threads {
         Some(0) => return Err("--threads 0: need at least 1".into()),
@@ -222,7 +224,7 @@ pub fn run(options: &Options) -> Result<(), String> {
         let outcomes = bench_case(
             case,
             &layouts,
-            isa,
+            forced,
             &thread_counts,
             budget,
             &peers,
@@ -309,12 +311,15 @@ struct Setup {
 fn prepare(
     case: &Case,
     layout: Layout,
-    isa: Isa,
+    forced: Option<Isa>,
     peers: &[Peer],
     results: &mut Vec<serde_json::Value>,
 ) -> Result<Setup, String> {
     let plan = Plan::<f32>::new(&case.desc, layout, &case.shape)
-        .and_then(|p| p.with_isa(isa))
+        .and_then(|p| match forced {
+            Some(isa) => p.with_isa(isa),
+            None => Ok(p),
+        })
         .map_err(|e| e.to_string())?;
     let input: Vec<f32> = (0..plan.input_len())
         .map(|i| ((i * 7919) % 1013) as f32 * 0.01 - 5.0)
@@ -392,7 +397,7 @@ struct Samples {
 fn bench_case(
     case: &Case,
     layouts: &[Layout],
-    isa: Isa,
+    forced: Option<Isa>,
     thread_counts: &[usize],
     budget: Duration,
     peers: &[Peer],
@@ -400,7 +405,7 @@ fn bench_case(
 ) -> Vec<(Layout, Result<Outcome, String>)> {
     let mut setups: Vec<(Layout, Result<Setup, String>)> = layouts
         .iter()
-        .map(|&layout| (layout, prepare(case, layout, isa, peers, results)))
+        .map(|&layout| (layout, prepare(case, layout, forced, peers, results)))
         .collect();
     for &threads in thread_counts {
         let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {

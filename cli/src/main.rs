@@ -82,7 +82,8 @@ fn info() {
     let available: Vec<&str> = Isa::available().iter().map(|i| i.name()).collect();
     println!("levels available: {}", available.join(", "));
     println!(
-        "level in use: {} (preferred here: {}; NNPOOL_ISA overrides)",
+        "level in use: {} (preferred here: {}; NNPOOL_ISA overrides; each kernel below names \
+         the level it runs on)",
         Isa::default_for_process(),
         Isa::preferred()
     );

@@ -2,15 +2,17 @@
 //!
 //! ```text
 //! for each plane of the task:
-//!     max:  per lane, the running (value, index) over elements lane, lane + L, ...; then the
-//!           lanes are merged: a NaN with the largest index, else the largest value with the
-//!           smallest index (the reference's "first maximum, last NaN" rule)
-//!     sums: each plane's terms in element order, on v3 and v4 32 planes at a time through
-//!           4x8 transposes (one vector holds one pixel of 8 planes; 4 such chains), elsewhere
-//!           8 planes side by side in scalar registers (8 independent chains)
+//!     max with indices: per lane, the running (value, index) over elements lane, lane + L,
+//!           ...; then the lanes are merged: a NaN with the largest index, else the largest
+//!           value with the smallest index (the reference's "first maximum, last NaN" rule)
+//!     sums and max values: each plane's terms in element order, on v3 and v4 32 planes at a
+//!           time through 4x8 transposes (one vector holds one pixel of 8 planes; 4 such
+//!           chains), elsewhere sums 8 planes side by side in scalar registers (8 independent
+//!           chains) and max values a plane at a time as max with indices
 //! ```
 //!
-//! Both are bit-identical to the reference. Sums keep the reference's order on purpose: another
+//! All are bit-identical to the reference. Max values went through the indexed loop until
+//! session 53: 1.21 ms on `[32, 2048, 7, 7]` (v4, one thread) against 0.14 ms for average. Sums keep the reference's order on purpose: another
 //! order (partial sums) rounds differently and even overflows differently (+∞ where the
 //! sequential sum meets +∞ and −∞ and gives NaN), which the differential fuzz target found.
 //! The transposed loop, measured with `profile_case nchw global` (old and new binaries
@@ -23,7 +25,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::prefetch::Prefetcher;
-use super::reduce::Reducer;
+use super::reduce::{Max, Reducer};
 use super::simd_io::{lanes, load, load_first, ramp};
 #[cfg(target_arch = "x86_64")]
 use super::transpose::{read_transposed_4, rows_of};
@@ -54,7 +56,8 @@ impl<R: Reducer> WithSimd for GlobalChannelsFirst<'_, R> {
         } = self;
         let plane_len: usize = plan.axes.iter().map(|a| a.input).product();
         let divisor = super::divisor(plan.reduction, &plan.axes.map(|a| a.taps(0)));
-        if R::SUMS {
+        // Sums, and max without indices: each plane's chain stays in one lane, in element order.
+        if !R::TRACKS_INDEX {
             let planes = &input[rows.start * plane_len..rows.end * plane_len];
             let prefetch = input.len() >= PREFETCH_FROM;
             let prefetcher =
@@ -62,14 +65,20 @@ impl<R: Reducer> WithSimd for GlobalChannelsFirst<'_, R> {
             #[cfg(target_arch = "x86_64")]
             let (planes, output) = match super::transpose::as_v3(simd) {
                 Some(v3) => {
-                    let done = sum_planes_transposed(
+                    let done = reduce_planes_transposed(
                         v3, rule, planes, plane_len, divisor, output, prefetcher,
                     );
                     (&planes[done * plane_len..], &mut output[done..])
                 }
                 None => (planes, output),
             };
-            sum_planes(rule, planes, plane_len, divisor, output, prefetcher);
+            if R::SUMS {
+                sum_planes(rule, planes, plane_len, divisor, output, prefetcher);
+            } else {
+                for (out, plane) in output.iter_mut().zip(planes.chunks_exact(plane_len.max(1))) {
+                    *out = max_plane(simd, Max, plane).0;
+                }
+            }
             return;
         }
         for (local, plane) in rows.enumerate() {
@@ -173,18 +182,18 @@ fn sum_planes<R: Reducer>(
     }
 }
 
-/// On v3 and v4, planes at least 4 long are summed 8 per vector: 4 pixels of each of 8 planes go
-/// through a 4x8 transpose, so that one vector holds one pixel of the 8 planes, and are added
-/// in pixel order (lane l is plane l's sum in the reference's order, so the same bits). The
-/// last 1-3 pixels are read from `plane_len - 4` and only the new ones are added. Groups of 8
-/// planes run side by side (4 or 2 of them, then one at a time): independent chains of adds
-/// hide the add's latency, where 2 chains adding 8 pixels at a time (before session 41) left
-/// the loop waiting on them; with 4 columns a group live, no register spills (session 39's 4
-/// chains over whole 8x8 blocks did, and lost). Returns how many planes (a multiple of 8) it
-/// summed; the portable loop does the rest.
+/// On v3 and v4, planes at least 4 long are reduced (summed, or max values) 8 per vector: 4
+/// pixels of each of 8 planes go through a 4x8 transpose, so that one vector holds one pixel of
+/// the 8 planes, and are folded in pixel order (lane l is plane l's chain in the reference's
+/// order, so the same bits). The last 1-3 pixels are read from `plane_len - 4` and only the
+/// new ones are folded. Groups of 8 planes run side by side (4 or 2 of them, then one at a
+/// time): independent chains hide the add's latency, where 2 chains adding 8 pixels at a time
+/// (before session 41) left the loop waiting on them; with 4 columns a group live, no register
+/// spills (session 39's 4 chains over whole 8x8 blocks did, and lost). Returns how many planes
+/// (a multiple of 8) it reduced; the portable loops do the rest.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sum_planes_transposed<R: Reducer>(
+fn reduce_planes_transposed<R: Reducer>(
     v3: pulp::x86::V3,
     rule: R,
     planes: &[f32],
@@ -203,16 +212,16 @@ fn sum_planes_transposed<R: Reducer>(
     // blocks) 8.6 µs.
     let p = &prefetcher;
     match plane_len {
-        49 => sum_all_groups::<R, 4>(v3, rule, planes, 49, divisor, output, p),
-        4.. => sum_all_groups::<R, 2>(v3, rule, planes, plane_len, divisor, output, p),
+        49 => reduce_all_groups::<R, 4>(v3, rule, planes, 49, divisor, output, p),
+        4.. => reduce_all_groups::<R, 2>(v3, rule, planes, plane_len, divisor, output, p),
         _ => 0,
     }
 }
 
-/// [`sum_groups`] with `CHAINS` groups a step, then one group a step; returns the planes summed.
+/// [`reduce_groups`] with `CHAINS` groups a step, then one group a step; returns the planes reduced.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sum_all_groups<R: Reducer, const CHAINS: usize>(
+fn reduce_all_groups<R: Reducer, const CHAINS: usize>(
     v3: pulp::x86::V3,
     rule: R,
     planes: &[f32],
@@ -221,15 +230,15 @@ fn sum_all_groups<R: Reducer, const CHAINS: usize>(
     output: &mut [f32],
     prefetcher: &impl Fn(usize) -> Prefetcher,
 ) -> usize {
-    let done = sum_groups::<R, CHAINS>(v3, rule, planes, plane_len, divisor, output, prefetcher);
+    let done = reduce_groups::<R, CHAINS>(v3, rule, planes, plane_len, divisor, output, prefetcher);
     let (planes, output) = (&planes[done * plane_len..], &mut output[done..]);
-    done + sum_groups::<R, 1>(v3, rule, planes, plane_len, divisor, output, prefetcher)
+    done + reduce_groups::<R, 1>(v3, rule, planes, plane_len, divisor, output, prefetcher)
 }
 
-/// [`sum_planes_transposed`] for `GROUPS` groups of 8 planes a step; returns the planes summed.
+/// [`reduce_planes_transposed`] for `GROUPS` groups of 8 planes a step; returns the planes reduced.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn sum_groups<R: Reducer, const GROUPS: usize>(
+fn reduce_groups<R: Reducer, const GROUPS: usize>(
     v3: pulp::x86::V3,
     rule: R,
     planes: &[f32],
