@@ -94,10 +94,10 @@ impl Isa {
 
     /// Whether plans that take the process default ([`Isa::default_for_process`], not forced
     /// by `NNPOOL_ISA` or [`crate::Plan::with_isa`]) run the channels-first short-rows and
-    /// separable max kernels on v3 although the default is v4: so on AMD Zen 5 (family 1Ah),
-    /// where those two ran the bench suite's cases 1.07x to 1.34x faster on v3 and every other
-    /// kernel was as fast or faster on v4 (`nnpool bench --isa v3|v4 --threads 1`, three
-    /// alternated rounds; `docs/speed-history.md`, session 53).
+    /// separable max kernels on v3 although the default is v4 (where v3 takes them, or the
+    /// pairs kernel): so on AMD Zen 5 (family 1Ah), where those two ran 1.07x to 1.40x faster
+    /// on v3 and every other kernel was as fast or faster on v4 (`nnpool bench --isa v3|v4
+    /// --threads 1`, alternated rounds; `docs/speed-history.md`, session 53).
     pub(crate) fn prefers_v3_for_channels_first_max() -> bool {
         static PREFERS: OnceLock<bool> = OnceLock::new();
         *PREFERS.get_or_init(|| {
@@ -265,5 +265,18 @@ mod tests {
             .with_isa(default)
             .unwrap();
         assert_eq!(forced.isa(), default);
+
+        // Short rows on v4 stay there where v3 would choose small planes, and move to v3 where
+        // it chooses the pairs kernel.
+        let shape = [1, 256, 28, 28];
+        let stem = PoolDesc::max(&[3, 3])
+            .strides(&[2, 2])
+            .padding(Padding::symmetric(&[1, 1]));
+        let stem = Plan::<f32>::new(&stem, Layout::ChannelsFirst, &shape).unwrap();
+        let halves = Plan::<f32>::new(&PoolDesc::max(&[2, 2]), Layout::ChannelsFirst, &shape);
+        if to_v3 {
+            assert_eq!(stem.kernel_name(), "channels_first_short_rows_max/v4");
+            assert_eq!(halves.unwrap().kernel_name(), "channels_first_pairs_max/v3");
+        }
     }
 }

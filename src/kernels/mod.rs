@@ -84,11 +84,13 @@ impl Kernel {
         if rule == Rule::Max && u32::try_from(plane).is_err() {
             return Kernel::Scalar;
         }
-        if plan.layout == Layout::ChannelsFirst
-            && !plan.is_global()
-            && pairs::applies(plan, lanes)
-            && small_planes::narrow(plan, lanes)
-        {
+        // Max needs the small-planes kernel to take its runs with indices; the sum rules never
+        // have indices.
+        let pairs = match rule {
+            Rule::Max => pairs::applies(plan, lanes) && small_planes::narrow(plan, lanes),
+            _ => pairs::applies_to_sums(plan, lanes),
+        };
+        if plan.layout == Layout::ChannelsFirst && !plan.is_global() && pairs {
             return Kernel::Pairs(rule);
         }
         if !plan.is_global() && pairs::applies_channels_last(plan) {

@@ -12,10 +12,12 @@
 //! ```
 //!
 //! The taps are folded in the reference's row-major order, so results are bit-identical to it.
-//! Rows narrower than the level's vector run on the 4-lane level ([`level`]), except input rows
-//! of exactly one vector on v2 and v3, whose outputs fill half a vector: there four input rows
-//! make two output rows in one vector ([`two_rows_at_a_time`]; `tiny` NCHW on v3 went from
-//! 5,400 to 1,100 instructions a call).
+//! Rows narrower than the level's vector run on a narrower level ([`level`]: on v4, rows of
+//! 8-15 outputs on v3, shorter ones on the 4-lane level), except input rows of exactly one
+//! vector on v2 and v3, whose outputs fill half a vector: there four input rows make two output
+//! rows in one vector ([`two_rows_at_a_time`]; `tiny` NCHW on v3 went from 5,400 to 1,100
+//! instructions a call). Max runs here on planes that fit the small-planes block, average and
+//! Lp on any planes of inputs under 16 MiB ([`applies_to_sums`]).
 //!
 //! Channels-last inputs under L2's size run the same walk over rows of pixels: each output
 //! pixel's channels from the four pixels of its window, a plain vector load per tap
@@ -44,6 +46,22 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     whole_pairs(plan) && plan.axes[2].output < 4 * lanes
 }
 
+/// Whether a channels-first plan of a sum rule (average, Lp) runs here: as for [`applies`],
+/// on inputs under [`SUMS_UP_TO`], planes of any size (max takes it only where the
+/// small-planes kernel, which runs max with indices, takes the planes too).
+pub(crate) fn applies_to_sums(plan: &Plan<f32>, lanes: usize) -> bool {
+    applies(plan, lanes) && plan.input_len() < SUMS_UP_TO
+}
+
+/// Channels-first sum rules run here on inputs under this many elements (16 MiB); larger ones
+/// stream through the fixed-window kernel, which asks for its rows ahead. 2x2/2 average on
+/// v4 (Zen 5, one thread, `nnpool bench --suite`, session 53; before, only planes that fit
+/// the small-planes block ran here, and the rest ran fixed-window): `[1, 256, 28, 28]` 13.7
+/// against 174 µs, `[1, 128, 56, 56]` 23.6 against 62 µs, `[2, 128, 112, 112]` (12.8 MB) 196
+/// against 474 µs, but `[4, 128, 112, 112]` (25.7 MB) 1252 against 967 µs and `[8, 128, 112,
+/// 112]` 2913 against 2065 µs.
+const SUMS_UP_TO: usize = 1 << 22;
+
 /// Whether a channels-last plan runs here ([`pixel_pairs`]): 2x2 windows as for [`applies`],
 /// on inputs under [`PREFETCH_FROM`] (larger ones stream through the channels-last kernel,
 /// which asks for its input ahead). The channels-last kernel's general tap loops took
@@ -69,27 +87,22 @@ fn whole_pairs(plan: &Plan<f32>) -> bool {
     flat_z && pair(ay) && pair(ax)
 }
 
-/// The level the kernel runs on for x axis `x`: the 4-lane level where a row holds fewer
-/// outputs than the plan's level has lanes (a whole vector a row instead of a masked part of
-/// one), except for [`rows_of_one_vector`], where a vector holds two output rows (on v4, rows
-/// of one v3 vector run on v3).
+/// The level the kernel runs on for x axis `x`: the plan's level where a row holds at least
+/// one of its vectors, or two rows make one ([`rows_of_one_vector`]); else the widest narrower
+/// level that does (on v4, rows of 8-15 outputs run on v3, shorter ones as on v3), else v2 (a
+/// whole vector a row instead of a masked part of one).
 pub(crate) fn level(x: &Axis, isa: Isa) -> Isa {
-    let narrow = x.output < isa.lanes();
+    let fits = |isa: Isa| x.output >= isa.lanes() || rows_of_one_vector(x.input, x.output, isa);
     // v4's 16 lanes are too wide for rows of 8, but v3 (which v4 machines have) makes two
     // output rows a vector of them: `tiny` NCHW on an AMD EPYC with AVX-512 took 231-250 ns
     // a call on v2 and 99 ns on v3 (`NNPOOL_ISA=v2|v3 ITERS=200000 profile_case nchw tiny`).
-    if narrow
-        && isa == Isa::V4
-        && Isa::V3.is_available()
-        && rows_of_one_vector(x.input, x.output, Isa::V3)
-    {
-        return Isa::V3;
-    }
-    if narrow
-        && matches!(isa, Isa::V3 | Isa::V4)
-        && Isa::V2.is_available()
-        && !rows_of_one_vector(x.input, x.output, isa)
-    {
+    // Rows of 14 outputs (2x2/2 average over [1, 256, 28, 28]) took 13.9 µs on v3 and 19.7 on
+    // v2 (Zen 5, `nnpool bench --isa v3|v2`, session 53).
+    if fits(isa) {
+        isa
+    } else if isa == Isa::V4 && Isa::V3.is_available() && fits(Isa::V3) {
+        Isa::V3
+    } else if matches!(isa, Isa::V3 | Isa::V4) && Isa::V2.is_available() {
         Isa::V2
     } else {
         isa
