@@ -88,9 +88,9 @@ fn whole_pairs(plan: &Plan<f32>) -> bool {
 }
 
 /// The level the kernel runs on for x axis `x`: the plan's level where a row holds at least
-/// one of its vectors, or two rows make one ([`rows_of_one_vector`]); else the widest narrower
-/// level that does (on v4, rows of 8-15 outputs run on v3, shorter ones as on v3), else v2 (a
-/// whole vector a row instead of a masked part of one).
+/// one of its vectors, or two rows make one ([`rows_of_one_vector`]); else, on v4, v3 where v3
+/// fits that way (rows of 8-15 outputs, or input rows of 8); else v2 (a whole vector a row
+/// instead of a masked part of one).
 pub(crate) fn level(x: &Axis, isa: Isa) -> Isa {
     let fits = |isa: Isa| x.output >= isa.lanes() || rows_of_one_vector(x.input, x.output, isa);
     // v4's 16 lanes are too wide for rows of 8, but v3 (which v4 machines have) makes two
