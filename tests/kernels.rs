@@ -1210,6 +1210,19 @@ fn global_max_values_keep_the_first_maximum_and_the_last_nan() {
             assert!(checked > 0);
         }
     }
+    // Global windows run the global kernels, not the separable one (which a whole-plane window
+    // otherwise looks like: stride 1 and more than one row), in both layouts.
+    for (layout, kernel) in [
+        (Layout::ChannelsFirst, "global_channels_first_max/"),
+        (Layout::ChannelsLast, "global_channels_last_max/"),
+    ] {
+        let plan = Plan::<f32>::new(&PoolDesc::global_max(), layout, &[2, 64, 7, 7]).unwrap();
+        assert!(
+            plan.kernel_name().starts_with(kernel),
+            "{}",
+            plan.kernel_name()
+        );
+    }
 }
 
 #[test]
