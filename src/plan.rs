@@ -119,9 +119,8 @@ impl<T: Element> Plan<T> {
             planes: None,
             element: PhantomData,
         };
-        let isa = Isa::default_for_process();
-        plan.select_kernel(isa);
-        if isa == Isa::V4 && Isa::prefers_v3_for_channels_first_max() {
+        plan.select_kernel(Isa::default_for_process());
+        if Isa::prefers_v3_for_channels_first_max() {
             plan.prefer_v3_for_channels_first_max();
         }
         Ok(plan)
