@@ -336,6 +336,44 @@ fn flat_planes_on_every_level() {
 }
 
 #[test]
+fn max_rows_too_short_for_v3_leave_pairs_on_v4() {
+    // 2x2/2 max whose rows of 3-7 outputs would run pairs on the 4-lane level: on v4, with a
+    // vector of planes or more, the small-planes kernel takes them; with fewer planes, input
+    // rows of 4 (two output rows a v2 vector) or rows of 8 outputs (v3), the pairs kernel
+    // keeps them. Results against the reference on every level, values and indices.
+    let desc = PoolDesc::max(&[2, 2]);
+    let mut runs = 0;
+    for (channels, height, width, small) in [
+        (16, 14, 14, true),
+        (32, 6, 6, true),
+        (5, 15, 15, false),
+        (40, 15, 15, true),
+        (3, 14, 14, false),
+        (32, 4, 4, false),
+        (32, 16, 16, false),
+    ] {
+        let shape = [2, channels / 2, height, width];
+        let shape = if channels % 2 == 0 {
+            shape
+        } else {
+            [1, channels, height, width]
+        };
+        runs += check_everywhere("short pairs", &desc, Layout::ChannelsFirst, &shape);
+        let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape).unwrap();
+        if let Ok(v4) = plan.with_isa(Isa::V4) {
+            let expected = if small {
+                "channels_first_small_planes_max/v4"
+            } else {
+                "channels_first_pairs_max/"
+            };
+            let name = v4.kernel_name();
+            assert!(name.starts_with(expected), "{shape:?}: {name}");
+        }
+    }
+    assert!(runs > 20, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn pairs_two_output_rows_a_vector() {
     // Rows of one vector's pixels on v2 (4) and v3 (8), where a vector holds two output rows:
     // an odd count of output rows in a task or plane (the last row alone), planes with an odd
@@ -1398,7 +1436,8 @@ fn plans_report_their_level_and_kernel() {
         isa => isa,
     };
     assert!(name.ends_with(&format!("/{expected}")), "{name}");
-    // Rows of 6 outputs (12 pixels): the 4-lane level on v3 and v4.
+    // Rows of 6 outputs (12 pixels): the 4-lane level on v3; on v4, with a vector of planes,
+    // the small-planes kernel (see `max_rows_too_short_for_v3_leave_pairs_on_v4`).
     let narrow = Plan::<f32>::new(
         &PoolDesc::max(&[2, 2]),
         Layout::ChannelsFirst,
@@ -1406,12 +1445,11 @@ fn plans_report_their_level_and_kernel() {
     )
     .unwrap();
     let name = narrow.kernel_name();
-    let narrowed = matches!(narrow.isa(), Isa::V3 | Isa::V4);
-    assert_eq!(
-        name.ends_with("/v2"),
-        narrowed || narrow.isa() == Isa::V2,
-        "{name}"
-    );
+    match narrow.isa() {
+        Isa::V4 => assert_eq!(name, "channels_first_small_planes_max/v4"),
+        Isa::V3 | Isa::V2 => assert_eq!(name, "channels_first_pairs_max/v2"),
+        _ => assert!(name.starts_with("channels_first_pairs_max/"), "{name}"),
+    }
     // Stride-1 max windows run separably (values only); the direct kernel stays reachable.
     let sppf = PoolDesc::max(&[5, 5])
         .strides(&[1, 1])

@@ -87,7 +87,12 @@ impl Kernel {
         // Max needs the small-planes kernel to take its runs with indices; the sum rules never
         // have indices.
         let pairs = match rule {
-            Rule::Max => pairs::applies(plan, lanes) && small_planes::narrow(plan, lanes),
+            Rule::Max => {
+                pairs::applies(plan, lanes)
+                    && small_planes::narrow(plan, lanes)
+                    && !(pairs::leaves_max_to_small_planes(plan, lanes)
+                        && small_planes::applies(plan, lanes))
+            }
             _ => pairs::applies_to_sums(plan, lanes),
         };
         if plan.layout == Layout::ChannelsFirst && !plan.is_global() && pairs {

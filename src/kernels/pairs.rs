@@ -46,6 +46,25 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     whole_pairs(plan) && plan.axes[2].output < 4 * lanes
 }
 
+/// Whether max values on a 16-lane level leave the plan to the small-planes kernel: rows that
+/// would run on the 4-lane level a masked vector at a time ([`level`]: fewer than 8 outputs,
+/// input rows not one vector of v2 or v3), over at least a vector of planes. Zen 5, v4, one
+/// thread, `nnpool bench --suite` (2x2/2 max, 2 alternated rounds, µs, pairs on v2 against
+/// small planes on v4): `[1, 512, 14, 14]` 15.9 against 9.5, `[4, 512, 14, 14]` 63 against
+/// 45, `[1, 256, 12, 12]` 7.0 against 3.7, `[1, 256, 10, 10]` 5.2 against 3.6, `[1, 1024, 6,
+/// 6]` 7.7 against 5.4, `[1, 256, 15, 15]` 8.5 against 6.2, `[1, 16, 14, 14]` 0.52 against
+/// 0.39; kept here: `[1, 3, 14, 14]` 0.11 against 0.42, `[1, 1024, 4, 4]` (two rows a v2
+/// vector) 1.2 against 7.0. Average took as long either way (`[1, 512, 14, 14]` 12.0 µs).
+pub(crate) fn leaves_max_to_small_planes(plan: &Plan<f32>, lanes: usize) -> bool {
+    let x = &plan.axes[2];
+    let one_vector = |isa: Isa| rows_of_one_vector(x.input, x.output, isa);
+    lanes == Isa::V4.lanes()
+        && x.output < Isa::V3.lanes()
+        && !one_vector(Isa::V3)
+        && !one_vector(Isa::V2)
+        && plan.batch.saturating_mul(plan.channels) >= lanes
+}
+
 /// Whether a channels-first plan of a sum rule (average, Lp) runs here: as for [`applies`],
 /// on inputs under [`SUMS_UP_TO`], planes of any size (max takes it only where the
 /// small-planes kernel, which runs max with indices, takes the planes too).
