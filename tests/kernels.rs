@@ -364,6 +364,14 @@ fn max_rows_too_short_for_v3_leave_pairs_on_v4() {
             assert!(name.starts_with(expected), "{shape:?}: {name}");
         }
     }
+    // 3-D: a window one slice deep over 16 volumes of 2 slices (which fit the block).
+    let desc = PoolDesc::max(&[1, 2, 2]).strides(&[1, 2, 2]);
+    let shape = [1, 16, 2, 14, 14];
+    runs += check_everywhere("short pairs 3-D", &desc, Layout::ChannelsFirst, &shape);
+    let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &shape).unwrap();
+    if let Ok(v4) = plan.with_isa(Isa::V4) {
+        assert_eq!(v4.kernel_name(), "channels_first_small_planes_max/v4");
+    }
     assert!(runs > 20, "the grid ran too little: {runs}");
 }
 
