@@ -87,11 +87,11 @@ impl Kernel {
         // Max needs the small-planes kernel to take its runs with indices; the sum rules never
         // have indices.
         let pairs = match rule {
+            // (`narrow` planes are ones `small_planes::applies` takes.)
             Rule::Max => {
                 pairs::applies(plan, lanes)
                     && small_planes::narrow(plan, lanes)
-                    && !(pairs::leaves_max_to_small_planes(plan, lanes)
-                        && small_planes::applies(plan, lanes))
+                    && !pairs::leaves_max_to_small_planes(plan, lanes)
             }
             _ => pairs::applies_to_sums(plan, lanes),
         };
