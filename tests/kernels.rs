@@ -789,6 +789,10 @@ fn channels_last_whole_windows_on_every_level() {
             PoolDesc::new(op, &[2, 3, 3])
                 .strides(&[1, 2, 1])
                 .padding(Padding::symmetric(&[0, 1, 1])),
+            // Depth 1: sums take two output rows at a time (`WholeRun::pair`).
+            PoolDesc::new(op, &[1, 3, 3])
+                .strides(&[1, 1, 1])
+                .padding(Padding::symmetric(&[0, 1, 1])),
         ];
         for cube in &cubes {
             for channels in [5, 19] {

@@ -67,22 +67,10 @@ impl<R: Reducer> WithSimd for ChannelsLast<'_, R> {
 impl<R: Reducer> ChannelsLast<'_, R> {
     /// The task's rows; `AHEAD`: how to ask for the input ahead (an [`Ahead`]).
     #[inline(always)]
-    fn run<S: Simd, const AHEAD: u8>(self, simd: S) {
-        let Self {
-            rule,
-            plan,
-            input,
-            output,
-            mut indices,
-            rows,
-        } = self;
-        let [az, ay, ax] = plan.axes;
-        let channels = plan.channels;
-        let row_len = ax.output * channels;
-        let interior = ax.interior();
+    fn run<S: Simd, const AHEAD: u8>(mut self, simd: S) {
+        let plan = self.plan;
+        let [az, ay, _] = &plan.axes;
         let square = square_window(plan, R::SUMS);
-        let mut cursor = super::RowCursor::new(rows.start, az.output, ay.output);
-        let prefetcher = Prefetcher::new(AHEAD != Ahead::Nothing as u8);
         // Rows whose windows are whole in z and y run their interior pixels through
         // [`WholeRun`], but not with prefetching (it asks per pixel) or 2x2 windows (`vgg`
         // NHWC keeps its compiled taps). 3x3 sums took fewer instructions there than with
@@ -92,79 +80,175 @@ impl<R: Reducer> ChannelsLast<'_, R> {
         } else {
             TapOffsets::new(plan)
         };
-        for local_row in 0..rows.len() {
-            let (n, oz, oy) = (cursor.outer, cursor.oz, cursor.oy);
+        let pairs = R::SUMS && offsets.is_some() && pairs_share_rows(plan);
+        let prefetcher = Prefetcher::new(AHEAD != Ahead::Nothing as u8);
+        let how = (offsets.as_ref(), square, prefetcher);
+        let mut cursor = super::RowCursor::new(self.rows.start, az.output, ay.output);
+        // Whether the row's interior was computed with the row before it.
+        let mut interior_done = false;
+        for local_row in 0..self.rows.len() {
+            let place = (local_row, cursor.outer, cursor.oz, cursor.oy);
             cursor.advance();
-            let (tz, ty) = (az.taps(oz), ay.taps(oy));
-            // Rows whose windows are whole in y run their interior pixels with the window's
-            // size as a constant.
-            let whole_rows = if tz.count == 1 && ty.count == ay.kernel {
-                square
+            let done = std::mem::take(&mut interior_done);
+            let pair = pairs
+                && !done
+                && local_row + 1 < self.rows.len()
+                && cursor.outer == place.1
+                && cursor.oz == place.2
+                && self.whole_rows(place.2, place.3)
+                && self.whole_rows(place.2, place.3 + 1);
+            if pair {
+                self.interior_pair(simd, place, offsets.as_ref());
+                interior_done = true;
+                self.row::<S, AHEAD>(simd, place, true, how);
             } else {
-                0
-            };
-            let output = &mut output[local_row * row_len..][..row_len];
-            let mut indices = indices
-                .as_deref_mut()
-                .map(|indices| &mut indices[local_row * row_len..][..row_len]);
-            // The next output row's window rows that this one does not read, and the first of
-            // them, for [`Ahead::NextRows`].
-            let next_rows = (AHEAD == Ahead::NextRows as u8 && oy + 1 < ay.output).then(|| {
-                let read_to = ty.first + (ty.count - 1) * ay.dilation;
-                (ay.taps(oy + 1), read_to + 1)
-            });
-            let row = Row {
-                plan,
-                input,
-                n,
-                tz,
-                ty,
-                next_rows,
-                whole: whole_rows,
-                interior: interior.clone(),
-                prefetcher,
-            };
-            // The interior pixels that `WholeRun` takes, if any: skipped by the loop below, so
-            // that the general pixel path is compiled once (three loops over it made the
-            // library's release build 50 % longer).
-            let whole_yz = tz.count == az.kernel && ty.count == ay.kernel;
-            let whole_run = match &offsets {
-                Some(taps) if whole_yz && !interior.is_empty() => Some(taps),
-                _ => None,
-            };
-            let skip_from = if whole_run.is_some() {
-                interior.start
-            } else {
-                ax.output
-            };
-            let mut ox = 0;
-            while ox < ax.output {
-                if ox != skip_from {
-                    row.pixel::<S, R, AHEAD>(simd, rule, ox, output, indices.as_deref_mut());
-                    ox += 1;
-                    continue;
-                }
-                if let Some(taps) = whole_run {
-                    let strides = &plan.input_strides;
-                    let first_tx = ax.taps(interior.start);
-                    let run = WholeRun {
-                        input,
-                        taps,
-                        first: n * strides[0]
-                            + tz.first * strides[2]
-                            + ty.first * strides[3]
-                            + first_tx.first * strides[4],
-                        step: ax.stride * strides[4],
-                        divisor: super::divisor(plan.reduction, &[tz, ty, first_tx]),
-                    };
-                    let interior_out =
-                        &mut output[interior.start * channels..][..interior.len() * channels];
-                    run.pixels(simd, rule, interior_out, channels);
-                }
-                ox = interior.end;
+                self.row::<S, AHEAD>(simd, place, done, how);
             }
         }
     }
+
+    /// Whether the windows of output row (oz, oy) are whole in z and y.
+    fn whole_rows(&self, oz: usize, oy: usize) -> bool {
+        let [az, ay, _] = &self.plan.axes;
+        oy < ay.output && az.taps(oz).count == az.kernel && ay.taps(oy).count == ay.kernel
+    }
+
+    /// The interior pixels of the task's output rows `local_row` and `local_row + 1` (row
+    /// (n, oz, oy) and the next one, both of whole windows), with [`WholeRun::pair`].
+    #[inline(always)]
+    fn interior_pair<S: Simd>(
+        &mut self,
+        simd: S,
+        (local_row, n, oz, oy): (usize, usize, usize, usize),
+        offsets: Option<&TapOffsets>,
+    ) {
+        let Some(taps) = offsets else { return };
+        let plan = self.plan;
+        let [az, ay, ax] = &plan.axes;
+        let interior = ax.interior();
+        if interior.is_empty() {
+            return;
+        }
+        let channels = plan.channels;
+        let row_len = ax.output * channels;
+        let strides = &plan.input_strides;
+        let (tz, ty, tx) = (az.taps(oz), ay.taps(oy), ax.taps(interior.start));
+        let run = WholeRun {
+            input: self.input,
+            taps,
+            first: n * strides[0]
+                + tz.first * strides[2]
+                + ty.first * strides[3]
+                + tx.first * strides[4],
+            step: ax.stride * strides[4],
+            divisor: super::divisor(plan.reduction, &[tz, ty, tx]),
+        };
+        let (top, bottom) = self.output[local_row * row_len..].split_at_mut(row_len);
+        let span = interior.start * channels..interior.end * channels;
+        let shift = (ay.stride, ay.stride * strides[3]);
+        run.pair(
+            simd,
+            self.rule,
+            [&mut top[span.clone()], &mut bottom[span]],
+            channels,
+            shift,
+        );
+    }
+
+    /// The task's output row `local_row`, which is row (n, oz, oy), but for its interior
+    /// pixels if `interior_done`; `offsets`, `square` and `prefetcher` as [`Self::run`] works
+    /// them out.
+    #[inline(always)]
+    fn row<S: Simd, const AHEAD: u8>(
+        &mut self,
+        simd: S,
+        (local_row, n, oz, oy): (usize, usize, usize, usize),
+        interior_done: bool,
+        (offsets, square, prefetcher): (Option<&TapOffsets>, usize, Prefetcher),
+    ) {
+        let (rule, plan, input) = (self.rule, self.plan, self.input);
+        let [az, ay, ax] = plan.axes;
+        let channels = plan.channels;
+        let row_len = ax.output * channels;
+        let interior = ax.interior();
+        let (tz, ty) = (az.taps(oz), ay.taps(oy));
+        // Rows whose windows are whole in y run their interior pixels with the window's
+        // size as a constant.
+        let whole_rows = if tz.count == 1 && ty.count == ay.kernel {
+            square
+        } else {
+            0
+        };
+        let output = &mut self.output[local_row * row_len..][..row_len];
+        let mut indices = self
+            .indices
+            .as_deref_mut()
+            .map(|indices| &mut indices[local_row * row_len..][..row_len]);
+        // The next output row's window rows that this one does not read, and the first of
+        // them, for [`Ahead::NextRows`].
+        let next_rows = (AHEAD == Ahead::NextRows as u8 && oy + 1 < ay.output).then(|| {
+            let read_to = ty.first + (ty.count - 1) * ay.dilation;
+            (ay.taps(oy + 1), read_to + 1)
+        });
+        let row = Row {
+            plan,
+            input,
+            n,
+            tz,
+            ty,
+            next_rows,
+            whole: whole_rows,
+            interior: interior.clone(),
+            prefetcher,
+        };
+        // The interior pixels that `WholeRun` takes, if any (or took): skipped by the loop
+        // below, so that the general pixel path is compiled once (three loops over it made
+        // the library's release build 50 % longer).
+        let whole_yz = tz.count == az.kernel && ty.count == ay.kernel;
+        let whole_run = match offsets {
+            Some(taps) if whole_yz && !interior.is_empty() => Some(taps),
+            _ => None,
+        };
+        let skip_from = if whole_run.is_some() {
+            interior.start
+        } else {
+            ax.output
+        };
+        let mut ox = 0;
+        while ox < ax.output {
+            if ox != skip_from {
+                row.pixel::<S, R, AHEAD>(simd, rule, ox, output, indices.as_deref_mut());
+                ox += 1;
+                continue;
+            }
+            if let Some(taps) = whole_run.filter(|_| !interior_done) {
+                let strides = &plan.input_strides;
+                let first_tx = ax.taps(interior.start);
+                let run = WholeRun {
+                    input,
+                    taps,
+                    first: n * strides[0]
+                        + tz.first * strides[2]
+                        + ty.first * strides[3]
+                        + first_tx.first * strides[4],
+                    step: ax.stride * strides[4],
+                    divisor: super::divisor(plan.reduction, &[tz, ty, first_tx]),
+                };
+                let interior_out =
+                    &mut output[interior.start * channels..][..interior.len() * channels];
+                run.pixels(simd, rule, interior_out, channels);
+            }
+            ox = interior.end;
+        }
+    }
+}
+
+/// Whether two output rows one after the other share window rows that [`WholeRun::pair`]
+/// can read once for both: 2-D windows (or depth 1) without y dilation, y stride below the
+/// window's height.
+fn pairs_share_rows(plan: &Plan<f32>) -> bool {
+    let [az, ay, _] = &plan.axes;
+    az.kernel == 1 && ay.dilation == 1 && ay.stride < ay.kernel
 }
 
 /// One output row's windows in z and y, for [`Row::pixel`].
