@@ -16,6 +16,10 @@
 //! are simply not visited, and every lane sees its window in the reference's order: results are
 //! bit-identical to the reference on every level. Several vector accumulators per block (4, 8 for
 //! sums) hide the latency of each chain.
+//!
+//! Interior pixels of rows whose windows are whole in z and y run through
+//! [`WholeRun`](super::whole_windows::WholeRun); for sums two such rows at a time where their
+//! windows share rows (`inception` NHWC), see `whole_windows.rs`.
 
 use std::ops::Range;
 

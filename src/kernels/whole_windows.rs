@@ -19,6 +19,11 @@
 //! took on `resnet` NHWC (64 channels, 3x3/2 max). Here a tap costs its vectors' work, an offset
 //! and one bounds check. Taps are visited in the reference's order, so results are
 //! bit-identical to it (and to the general kernel).
+//!
+//! Sums whose next output row's windows share rows with this one's (y stride below the
+//! window's height, no y dilation, depth 1) take two output rows at a time ([`WholeRun::pair`]):
+//! every input vector of a shared row is loaded once and added to both rows' accumulators, in
+//! each one's row-major order.
 
 use pulp::Simd;
 
