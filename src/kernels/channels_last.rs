@@ -135,21 +135,10 @@ impl<R: Reducer> ChannelsLast<'_, R> {
         }
         let channels = plan.channels;
         let row_len = ax.output * channels;
-        let strides = &plan.input_strides;
-        let (tz, ty, tx) = (az.taps(oz), ay.taps(oy), ax.taps(interior.start));
-        let run = WholeRun {
-            input: self.input,
-            taps,
-            first: n * strides[0]
-                + tz.first * strides[2]
-                + ty.first * strides[3]
-                + tx.first * strides[4],
-            step: ax.stride * strides[4],
-            divisor: super::divisor(plan.reduction, &[tz, ty, tx]),
-        };
+        let run = whole_run(plan, self.input, taps, n, [az.taps(oz), ay.taps(oy)]);
         let (top, bottom) = self.output[local_row * row_len..].split_at_mut(row_len);
         let span = interior.start * channels..interior.end * channels;
-        let shift = (ay.stride, ay.stride * strides[3]);
+        let shift = (ay.stride, ay.stride * plan.input_strides[3]);
         run.pair(
             simd,
             self.rule,
@@ -209,11 +198,11 @@ impl<R: Reducer> ChannelsLast<'_, R> {
         // below, so that the general pixel path is compiled once (three loops over it made
         // the library's release build 50 % longer).
         let whole_yz = tz.count == az.kernel && ty.count == ay.kernel;
-        let whole_run = match offsets {
+        let interior_taps = match offsets {
             Some(taps) if whole_yz && !interior.is_empty() => Some(taps),
             _ => None,
         };
-        let skip_from = if whole_run.is_some() {
+        let skip_from = if interior_taps.is_some() {
             interior.start
         } else {
             ax.output
@@ -225,25 +214,38 @@ impl<R: Reducer> ChannelsLast<'_, R> {
                 ox += 1;
                 continue;
             }
-            if let Some(taps) = whole_run.filter(|_| !interior_done) {
-                let strides = &plan.input_strides;
-                let first_tx = ax.taps(interior.start);
-                let run = WholeRun {
-                    input,
-                    taps,
-                    first: n * strides[0]
-                        + tz.first * strides[2]
-                        + ty.first * strides[3]
-                        + first_tx.first * strides[4],
-                    step: ax.stride * strides[4],
-                    divisor: super::divisor(plan.reduction, &[tz, ty, first_tx]),
-                };
+            if let Some(taps) = interior_taps.filter(|_| !interior_done) {
+                let run = whole_run(plan, input, taps, n, [tz, ty]);
                 let interior_out =
                     &mut output[interior.start * channels..][..interior.len() * channels];
                 run.pixels(simd, rule, interior_out, channels);
             }
             ox = interior.end;
         }
+    }
+}
+
+/// The interior pixels of output row (n, `tz`, `ty`) (windows whole in z and y) as a
+/// [`WholeRun`] over `input` with tap offsets `taps`.
+fn whole_run<'a>(
+    plan: &Plan<f32>,
+    input: &'a [f32],
+    taps: &'a TapOffsets,
+    n: usize,
+    [tz, ty]: [Taps; 2],
+) -> WholeRun<'a> {
+    let ax = &plan.axes[2];
+    let strides = &plan.input_strides;
+    let tx = ax.taps(ax.interior().start);
+    WholeRun {
+        input,
+        taps,
+        first: n * strides[0]
+            + tz.first * strides[2]
+            + ty.first * strides[3]
+            + tx.first * strides[4],
+        step: ax.stride * strides[4],
+        divisor: super::divisor(plan.reduction, &[tz, ty, tx]),
     }
 }
 
