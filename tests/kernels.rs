@@ -1164,6 +1164,62 @@ fn separable_bands_on_every_level() {
 }
 
 #[test]
+fn separable_max_finds_every_nan() {
+    // The separable max kernels scan each input row for NaN first and take the one-instruction
+    // max (which drops NaN) for rows without one. One NaN in an otherwise clean input, of each
+    // kind of payload (the smallest and largest, quiet and signalling, either sign), at
+    // positions of the row that the scan takes in each of its 4 chains, in a last whole vector
+    // and past the whole vectors on every level; ±∞ elsewhere (not NaN: must not be taken for
+    // one, nor hide one). Channels-last rows (the scan alone) and channels-first rows (the
+    // scan folded into the copy into the padded block).
+    let desc = PoolDesc::max(&[5, 5])
+        .strides(&[1, 1])
+        .padding(Padding::symmetric(&[2, 2]));
+    let payloads = [0x7f80_0001_u32, 0xff80_0001, 0x7fff_ffff, 0xffc0_0000];
+    // (layout, shape, row length, positions in the row)
+    let cases = [
+        (
+            Layout::ChannelsLast,
+            [1, 37, 6, 9],
+            37 * 9,
+            vec![0, 15, 16, 31, 47, 63, 64, 100, 255, 319, 320, 327, 328, 332],
+        ),
+        (
+            Layout::ChannelsFirst,
+            [1, 2, 6, 150],
+            150,
+            vec![0, 7, 8, 16, 31, 32, 63, 64, 100, 127, 128, 143, 144, 149],
+        ),
+    ];
+    let mut runs = 0;
+    for (layout, shape, row_len, positions) in cases {
+        let plan = Plan::<f32>::new(&desc, layout, &shape).unwrap();
+        assert!(
+            plan.kernel_name().starts_with("separable"),
+            "{layout:?} {shape:?}: {}",
+            plan.kernel_name()
+        );
+        let clean: Vec<f32> = (0..plan.input_len())
+            .map(|i| match i % 23 {
+                5 => f32::INFINITY,
+                11 => f32::NEG_INFINITY,
+                k => k as f32 - 9.0,
+            })
+            .collect();
+        // Input row 2 (of the last plane, channels-first): windows of rows 0-4 read it.
+        let row_start = plan.input_len() - 4 * row_len;
+        for &position in &positions {
+            for payload in payloads {
+                let mut input = clean.clone();
+                input[row_start + position] = f32::from_bits(payload);
+                runs += check_levels_and_threads("nan scan", &plan, &shape, &input, false);
+            }
+        }
+    }
+    assert!(runs > 200, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn one_and_three_dimensions_on_every_level() {
     let cases: Vec<(PoolDesc, Vec<usize>)> = vec![
         (
