@@ -1168,9 +1168,10 @@ fn separable_max_finds_every_nan() {
     // The separable max kernels scan each input row for NaN first and take the one-instruction
     // max (which drops NaN) for rows without one. One NaN in an otherwise clean input, of each
     // kind of payload (the smallest and largest, quiet and signalling, either sign), at
-    // positions of the row that the scan takes in each of its 4 chains, in a last whole vector
-    // and past the whole vectors on every level; ±∞ elsewhere (not NaN: must not be taken for
-    // one, nor hide one). Channels-last rows (the scan alone) and channels-first rows (the
+    // positions of the row in each vector of a first block of 4, later whole vectors, a last
+    // whole vector and past the whole vectors on every level (so a scan by vectors or by
+    // blocks of them, with a scalar tail, is read everywhere); ±∞ elsewhere (not NaN: must not
+    // be taken for one, nor hide one). Channels-last rows (the scan alone) and channels-first rows (the
     // scan folded into the copy into the padded block).
     let desc = PoolDesc::max(&[5, 5])
         .strides(&[1, 1])
