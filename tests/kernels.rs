@@ -1171,29 +1171,31 @@ fn separable_max_finds_every_nan() {
     // positions of the row in each vector of a first block of 4, later whole vectors, a last
     // whole vector and past the whole vectors on every level (so a scan by vectors or by
     // blocks of them, with a scalar tail, is read everywhere); ±∞ elsewhere (not NaN: must not
-    // be taken for one, nor hide one). Channels-last rows (the scan alone) and channels-first rows (the
-    // scan folded into the copy into the padded block).
+    // be taken for one, nor hide one). Channels-last rows (the scan alone) and channels-first
+    // rows (the scan folded into the copy into the padded block).
     let desc = PoolDesc::max(&[5, 5])
         .strides(&[1, 1])
         .padding(Padding::symmetric(&[2, 2]));
     let payloads = [0x7f80_0001_u32, 0xff80_0001, 0x7fff_ffff, 0xffc0_0000];
-    // (layout, shape, row length, positions in the row)
+    // (layout, shape, positions in an input row: 37 x 9 = 333 elements, or 150)
     let cases = [
         (
             Layout::ChannelsLast,
             [1, 37, 6, 9],
-            37 * 9,
             vec![0, 15, 16, 31, 47, 63, 64, 100, 255, 319, 320, 327, 328, 332],
         ),
         (
             Layout::ChannelsFirst,
             [1, 2, 6, 150],
-            150,
             vec![0, 7, 8, 16, 31, 32, 63, 64, 100, 127, 128, 143, 144, 149],
         ),
     ];
     let mut runs = 0;
-    for (layout, shape, row_len, positions) in cases {
+    for (layout, shape, positions) in cases {
+        let row_len = match layout {
+            Layout::ChannelsLast => shape[1] * shape[3],
+            _ => shape[3],
+        };
         let plan = Plan::<f32>::new(&desc, layout, &shape).unwrap();
         assert!(
             plan.kernel_name().starts_with("separable"),
