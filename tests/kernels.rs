@@ -317,7 +317,8 @@ fn flat_planes_on_every_level() {
             };
             for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
                 let name = plan.clone().with_isa(isa).unwrap().kernel_name();
-                let flat = name.contains("flat_planes");
+                // Stride-1 sums keeping the row width run unpadded (their own test below).
+                let flat = name.contains("flat_planes") || name.contains("flat_unpadded");
                 let stride = plan.strides()[1];
                 let planes_fit = stride == 1 || shape[2] * shape[3] <= 3000;
                 // Max with stride 2 may run row maxima instead (see its own test).
@@ -1108,6 +1109,74 @@ fn whole_windows_in_padded_blocks_on_every_level() {
 }
 
 #[test]
+fn flat_unpadded_on_every_level() {
+    // Stride-1 sums whose x padding keeps the row width, read from the unpadded planes (16
+    // lanes): the 3x3 pad-1 path with shifts and the general one (other widths, one-sided
+    // padding), y padding of 0-3 rows (bands of rows with fewer window rows), y dilation,
+    // planes shorter than the window, rows of 2 vectors and around them (the last vector
+    // overlapping), the first and last planes (copied, reads reach past the input) and the
+    // ones between (read in place), 3-task runs cutting planes.
+    let mut descs = Vec::new();
+    for op in [
+        PoolOp::Average,
+        PoolOp::Lp { p: 1.0 },
+        PoolOp::Lp { p: 2.0 },
+    ] {
+        descs.extend([
+            PoolDesc::new(op, &[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[1, 1])),
+            PoolDesc::new(op, &[5, 5])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[2, 2])),
+            PoolDesc::new(op, &[3, 3])
+                .strides(&[1, 1])
+                .padding(Padding::explicit(&[2, 0], &[0, 2])),
+            PoolDesc::new(op, &[4, 2])
+                .strides(&[1, 1])
+                .dilations(&[2, 1])
+                .padding(Padding::SameUpper),
+            PoolDesc::new(op, &[1, 7])
+                .strides(&[1, 1])
+                .padding(Padding::symmetric(&[0, 3])),
+        ]);
+    }
+    let average = PoolDesc::average(&[3, 3])
+        .strides(&[1, 1])
+        .padding(Padding::symmetric(&[1, 1]));
+    descs.push(average.clone().count_include_pad(true));
+    descs.push(average.clone().divisor_override(5.0));
+    descs.push(average.ceil_mode(true));
+    let shapes = [
+        [1, 1, 5, 32],
+        [1, 3, 6, 33],
+        [2, 2, 1, 35],
+        [1, 4, 2, 40],
+        [1, 3, 17, 47],
+        [2, 3, 9, 48],
+        [1, 2, 35, 35],
+        [1, 2, 11, 64],
+        [1, 1, 120, 129],
+    ];
+    let mut runs = 0;
+    for desc in &descs {
+        for shape in shapes {
+            runs += check_everywhere("flat unpadded", desc, Layout::ChannelsFirst, &shape);
+            let Ok(plan) = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape) else {
+                continue; // a window that does not fit a short plane
+            };
+            for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
+                let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+                let fits = shape[2] * shape[3] <= 16 * 1024
+                    && plan.output_shape()[2] * shape[3] <= 16 * 1024;
+                assert_eq!(name.contains("flat_unpadded"), fits, "{shape:?}: {name}");
+            }
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+}
+
+#[test]
 fn separable_bands_on_every_level() {
     // Channels-first separable max with x stride 1 runs a plane's rows in bands over a flat
     // padded block: several bands per plane (150x120), bands cut by the thread split, y strides
@@ -1583,13 +1652,13 @@ fn plans_report_their_level_and_kernel() {
         let flat = plan.unwrap().with_isa(isa).unwrap().kernel_name();
         let expected = isa.lanes() >= 16;
         assert_eq!(
-            flat.starts_with("channels_first_flat_planes_"),
+            flat.starts_with("channels_first_flat_unpadded_"),
             expected,
             "{flat}"
         );
     }
     let large = name(&inception, Layout::ChannelsFirst, &[1, 4, 224, 224]);
-    assert!(!large.starts_with("channels_first_flat_planes"), "{large}");
+    assert!(!large.starts_with("channels_first_flat"), "{large}");
     let global = name(
         &PoolDesc::global_average(),
         Layout::ChannelsLast,

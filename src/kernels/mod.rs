@@ -11,6 +11,7 @@ mod channels_last_sums;
 pub(crate) mod columns_first;
 pub(crate) mod fixed_window;
 pub(crate) mod flat_planes;
+pub(crate) mod flat_unpadded;
 pub(crate) mod global;
 pub(crate) mod global_channels_last;
 pub(crate) mod pairs;
@@ -54,6 +55,9 @@ pub(crate) enum Kernel {
     SmallPlanes(Rule),
     /// Channels-first stride 1 or 2 on planes that fit L2: vectors along each flat plane.
     FlatPlanes(Rule),
+    /// Channels-first stride-1 sums keeping the row width: vectors along each flat plane,
+    /// straight from the input into the output.
+    FlatUnpadded(Rule),
     /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
     SeparableMax,
     /// Channels-first rows with the x window compiled in (max values and average; max with
@@ -123,6 +127,13 @@ impl Kernel {
             return Kernel::SeparableMax;
         }
         if plan.layout == Layout::ChannelsFirst
+            && rule != Rule::Max
+            && !plan.is_global()
+            && flat_unpadded::applies(plan, lanes)
+        {
+            return Kernel::FlatUnpadded(rule);
+        }
+        if plan.layout == Layout::ChannelsFirst
             && !plan.is_global()
             && flat_planes::applies(plan, lanes)
             // Max only with stride 2 (stride-1 max runs separably or was not measured here),
@@ -179,6 +190,7 @@ impl Kernel {
             Kernel::GlobalChannelsLast(r) => format!("global_channels_last_{}", rule(r)),
             Kernel::SmallPlanes(r) => format!("channels_first_small_planes_{}", rule(r)),
             Kernel::FlatPlanes(r) => format!("channels_first_flat_planes_{}", rule(r)),
+            Kernel::FlatUnpadded(r) => format!("channels_first_flat_unpadded_{}", rule(r)),
             Kernel::SeparableMax => "separable_max".to_string(),
             Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
             Kernel::ViaPlanes(r) => format!("channels_last_via_planes_{}", rule(r)),
@@ -375,6 +387,7 @@ pub(crate) fn run_rows(
     use channels_last::ChannelsLast;
     use channels_last_sums::ChannelsLastSums;
     use flat_planes::FlatPlanes;
+    use flat_unpadded::FlatUnpadded;
     use global::GlobalChannelsFirst;
     use global_channels_last::GlobalChannelsLast;
     use pairs::Pairs;
@@ -424,6 +437,7 @@ pub(crate) fn run_rows(
         Kernel::SmallPlanes(rule) => with_rule!(rule, SmallPlanes),
         Kernel::FlatPlanes(Rule::Max) if indices.is_some() => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::FlatPlanes(rule) => with_value_rule!(rule, FlatPlanes),
+        Kernel::FlatUnpadded(rule) => with_value_rule!(rule, FlatUnpadded),
         Kernel::ViaPlanes(rule) if indices.is_some() => {
             with_rule!(rule, ChannelsLast, ChannelsLastSums)
         }
