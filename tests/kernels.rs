@@ -1110,12 +1110,12 @@ fn whole_windows_in_padded_blocks_on_every_level() {
 
 #[test]
 fn flat_unpadded_on_every_level() {
-    // Stride-1 sums whose x padding keeps the row width, read from the unpadded planes (16
-    // lanes): the 3x3 pad-1 path with shifts and the general one (other widths, one-sided
-    // padding), y padding of 0-3 rows (bands of rows with fewer window rows), y dilation,
-    // planes shorter than the window, rows of 2 vectors and around them (the last vector
-    // overlapping), the first and last planes (copied, reads reach past the input) and the
-    // ones between (read in place), 3-task runs cutting planes.
+    // Stride-1 sums 3 wide with x padding 1, read from the unpadded planes (16 lanes): 3 window
+    // rows (compiled in) and 1, 4 or 5, y padding of 0-2 rows on either side (bands of rows
+    // with fewer window rows), y dilation, planes shorter than the window, rows of 2 vectors
+    // and around them (the last vector overlapping), planes past the padded kernel's bound,
+    // the first and last planes (copied: reads reach past the input) and the ones between
+    // (read in place), 3-task runs cutting planes. Other x windows do not run it.
     let mut descs = Vec::new();
     for op in [
         PoolOp::Average,
@@ -1126,19 +1126,19 @@ fn flat_unpadded_on_every_level() {
             PoolDesc::new(op, &[3, 3])
                 .strides(&[1, 1])
                 .padding(Padding::symmetric(&[1, 1])),
-            PoolDesc::new(op, &[5, 5])
+            PoolDesc::new(op, &[5, 3])
                 .strides(&[1, 1])
-                .padding(Padding::symmetric(&[2, 2])),
+                .padding(Padding::symmetric(&[2, 1])),
             PoolDesc::new(op, &[3, 3])
                 .strides(&[1, 1])
-                .padding(Padding::explicit(&[2, 0], &[0, 2])),
-            PoolDesc::new(op, &[4, 2])
+                .padding(Padding::explicit(&[2, 1], &[0, 1])),
+            PoolDesc::new(op, &[4, 3])
                 .strides(&[1, 1])
                 .dilations(&[2, 1])
-                .padding(Padding::SameUpper),
-            PoolDesc::new(op, &[1, 7])
+                .padding(Padding::explicit(&[1, 1], &[2, 1])),
+            PoolDesc::new(op, &[1, 3])
                 .strides(&[1, 1])
-                .padding(Padding::symmetric(&[0, 3])),
+                .padding(Padding::symmetric(&[0, 1])),
         ]);
     }
     let average = PoolDesc::average(&[3, 3])
@@ -1146,7 +1146,7 @@ fn flat_unpadded_on_every_level() {
         .padding(Padding::symmetric(&[1, 1]));
     descs.push(average.clone().count_include_pad(true));
     descs.push(average.clone().divisor_override(5.0));
-    descs.push(average.ceil_mode(true));
+    descs.push(average.clone().ceil_mode(true));
     let shapes = [
         [1, 1, 5, 32],
         [1, 3, 6, 33],
@@ -1157,6 +1157,7 @@ fn flat_unpadded_on_every_level() {
         [1, 2, 35, 35],
         [1, 2, 11, 64],
         [1, 1, 120, 129],
+        [1, 2, 131, 140],
     ];
     let mut runs = 0;
     for desc in &descs {
@@ -1167,10 +1168,22 @@ fn flat_unpadded_on_every_level() {
             };
             for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
                 let name = plan.clone().with_isa(isa).unwrap().kernel_name();
-                let fits = shape[2] * shape[3] <= 16 * 1024
-                    && plan.output_shape()[2] * shape[3] <= 16 * 1024;
-                assert_eq!(name.contains("flat_unpadded"), fits, "{shape:?}: {name}");
+                assert!(name.contains("flat_unpadded"), "{shape:?}: {name}");
             }
+        }
+    }
+    // Windows of other widths or x paddings keep the other kernels.
+    for desc in [
+        average.clone().padding(Padding::explicit(&[1, 0], &[1, 2])),
+        PoolDesc::average(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[2, 2])),
+        PoolDesc::average(&[3, 3]).strides(&[1, 1]),
+    ] {
+        let plan = Plan::<f32>::new(&desc, Layout::ChannelsFirst, &[1, 2, 35, 35]).unwrap();
+        for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
+            let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+            assert!(!name.contains("flat_unpadded"), "{desc:?}: {name}");
         }
     }
     assert!(runs > 100, "the grid ran too little: {runs}");
@@ -1657,8 +1670,12 @@ fn plans_report_their_level_and_kernel() {
             "{flat}"
         );
     }
-    let large = name(&inception, Layout::ChannelsFirst, &[1, 4, 224, 224]);
-    assert!(!large.starts_with("channels_first_flat"), "{large}");
+    // Read in place, planes past L2 too.
+    let large = Plan::<f32>::new(&inception, Layout::ChannelsFirst, &[1, 4, 224, 224]).unwrap();
+    for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
+        let name = large.clone().with_isa(isa).unwrap().kernel_name();
+        assert!(name.starts_with("channels_first_flat_unpadded"), "{name}");
+    }
     let global = name(
         &PoolDesc::global_average(),
         Layout::ChannelsLast,
