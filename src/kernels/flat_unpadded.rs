@@ -107,14 +107,24 @@ impl<R: Reducer> WithSimd for FlatUnpadded<'_, R> {
         let [_, ay, ax] = plan.axes;
         let width = ax.input;
         let plane_in = width * ay.input;
-        // Reads reach `left` elements before a plane and a vector past it (the shifts' last
-        // vector): planes closer than that to the input's ends are copied into `staging`.
+        // Reads reach an element before a plane and a vector past it (the shifts' last
+        // vector): planes closer than that to the input's ends (its first and last) are
+        // copied into `staging`, which only a task holding one of them needs.
         let (front, back) = (ax.kernel, ax.kernel + lanes);
         // Column tables cover a row and 4 vectors on, so a block starting at any column reads
         // them without wrapping: they stay in L1 whatever the plane's size.
         let period = width + 4 * lanes;
         let factors_len = if R::DIVIDES { ay.output + ax.output } else { 0 };
-        let staging_len = front + plane_in + back;
+        let in_place = |p: usize| p * plane_in >= front && (p + 1) * plane_in + back <= input.len();
+        let (first_plane, last_plane) = (
+            rows.start / ay.output,
+            rows.end.saturating_sub(1) / ay.output,
+        );
+        let staging_len = if in_place(first_plane) && in_place(last_plane) {
+            0
+        } else {
+            front + plane_in + back
+        };
         let mut scratch = super::scratch::take(2 * period + factors_len + staging_len);
         let (columns, rest) = scratch.split_at_mut(period);
         let (column_factors, rest) = rest.split_at_mut(period);
@@ -153,7 +163,7 @@ impl<R: Reducer> WithSimd for FlatUnpadded<'_, R> {
             let (p, first) = (row / ay.output, row % ay.output);
             let last = ay.output.min(first + rows.end - row);
             let base = p * plane_in;
-            let (source, origin) = if base >= front && base + plane_in + back <= input.len() {
+            let (source, origin) = if in_place(p) {
                 (input, base)
             } else {
                 staging.fill(R::FILL);
