@@ -1,6 +1,7 @@
-//! Channels-first pooling with stride 1 or 2 on planes small enough for L2, such as Inception's
-//! 3x3/1 average on 35x35 planes or AlexNet's 3x3/2 max on 55x55 ones (sums, and max values
-//! with stride 2). With stride 1 a padded plane read as one flat array is a 1-D problem:
+//! Channels-first pooling with stride 1 or 2 on planes small enough for L2, such as a 5x5/1
+//! average on 40x40 planes or AlexNet's 3x3/2 max on 55x55 ones (sums, and max values with
+//! stride 2; stride-1 sums 3 wide with x padding 1, as Inception's, run unpadded instead:
+//! [`super::flat_unpadded`]). With stride 1 a padded plane read as one flat array is a 1-D problem:
 //! output `(oy, ox)` sits at flat position `oy * W + ox` (W the padded width) and its tap
 //! `(ty, tx)` at that position plus `ty * W + tx`, the same offset for every output. So
 //! vectors run along the flat plane across row ends, with no per-row work, and the

@@ -29,8 +29,8 @@
 //! the other kernels.
 //!
 //! Measured against the kernels these plans ran before (`nnpool bench --suite`, the old
-//! choice behind a temporary switch in the same binary, alternated; v4, one thread, Zen 5): `inception` (288
-//! planes of 35x35) 68-71 against 102-106 µs, 64 of 56x56 38-41 against 51-54, 16 of
+//! choice behind a temporary switch in the same binary, alternated; v4, one thread, Zen 5):
+//! `inception` (288 planes of 35x35) 68-71 against 102-106 µs, 64 of 56x56 38-41 against 51-54, 16 of
 //! 112x112 37-45 against 50-53 (the padded flat planes); past that kernel's plane bound
 //! (against the fixed-window rows) 32 of 224x224 294-307 against 615-790, 4 of 224x224
 //! 44-51 against 63-68, 1 of 1024x1024 290-294 against 330-388. Other widths took a load
