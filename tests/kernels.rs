@@ -1172,6 +1172,18 @@ fn flat_unpadded_on_every_level() {
             }
         }
     }
+    // 1-D rows up to 2^22 run it; longer ones (columns as f32 no longer exact enough for the
+    // masks) keep the other kernels (plans only: no data).
+    let row = PoolDesc::average(&[3])
+        .strides(&[1])
+        .padding(Padding::symmetric(&[1]));
+    for (width, expected) in [(1 << 22, true), ((1 << 22) + 1, false), (1 << 24, false)] {
+        let plan = Plan::<f32>::new(&row, Layout::ChannelsFirst, &[1, 1, width]).unwrap();
+        for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
+            let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+            assert_eq!(name.contains("flat_unpadded"), expected, "{width}: {name}");
+        }
+    }
     // Windows of other widths or x paddings keep the other kernels.
     for desc in [
         average.clone().padding(Padding::explicit(&[1, 0], &[1, 2])),

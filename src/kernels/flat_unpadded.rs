@@ -50,10 +50,14 @@ use crate::geometry::Axis;
 /// Most window rows (their offsets live in a stack array).
 const MAX_WINDOW_ROWS: usize = 16;
 
+/// Most elements a row may have: the column masks compare columns held as f32 with
+/// thresholds half a column off (`0.5`, `W - 1.5`), exact below 2^23.
+const MAX_WIDTH: usize = 1 << 22;
+
 /// Whether the plan is a 2-D (or 1-D) window 3 wide with stride 1, x dilation 1 and x padding
-/// 1 on each side, at most [`MAX_WINDOW_ROWS`] rows, on rows of at least two vectors, on a
-/// level with 16 lanes (the caller checks the op). Planes of any size: the tables are a row
-/// long, and only the input's first and last planes are copied.
+/// 1 on each side, at most [`MAX_WINDOW_ROWS`] rows, on rows of at least two vectors and at
+/// most [`MAX_WIDTH`], on a level with 16 lanes (the caller checks the op). Planes of any
+/// size: the tables are a row long, and only the input's first and last planes are copied.
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     let [az, ay, ax] = &plan.axes;
     let flat_2d = az.input == 1 && az.kernel == 1 && az.pad_begin == 0 && az.pad_end == 0;
@@ -67,6 +71,7 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
         && ax.pad_end == 1
         && ay.kernel <= MAX_WINDOW_ROWS
         && ax.output >= 2 * lanes
+        && ax.input <= MAX_WIDTH
 }
 
 /// The window rows `ty` of output row `oy` that lie inside the input (`0 <= oy + ty * dy - top
