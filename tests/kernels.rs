@@ -1202,6 +1202,105 @@ fn flat_unpadded_on_every_level() {
 }
 
 #[test]
+fn separable_unpadded_on_every_level() {
+    // Channels-first stride-1 max keeping the row width runs its two passes straight from the
+    // input plane on 16-lane levels: x windows 2-7 wide with the x padding on both sides or one,
+    // y padding of 0-2 rows on either side and y dilation (bands of output rows with fewer
+    // window rows), ceil mode; rows of exactly a vector and around it (the last vector
+    // overlapping), planes of 1-45 rows; the input's first and last planes (copied: reads
+    // reach past the input) and the ones between (read in place), 3-task runs cutting planes;
+    // inputs with NaN, without (the one-instruction max) and of ties only (0, −0, −1, −∞: which
+    // zero a window keeps shows the order).
+    let descs = [
+        PoolDesc::max(&[5, 5])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[2, 2])),
+        PoolDesc::max(&[3, 3])
+            .strides(&[1, 1])
+            .padding(Padding::symmetric(&[1, 1])),
+        PoolDesc::max(&[3, 4])
+            .strides(&[1, 1])
+            .padding(Padding::explicit(&[2, 1], &[0, 2])),
+        PoolDesc::max(&[4, 7])
+            .strides(&[1, 1])
+            .dilations(&[2, 1])
+            .padding(Padding::explicit(&[1, 0], &[2, 6]))
+            .ceil_mode(true),
+        PoolDesc::max(&[2, 2])
+            .strides(&[1, 1])
+            .padding(Padding::explicit(&[0, 1], &[1, 0])),
+    ];
+    let shapes = [
+        [1, 1, 5, 16],
+        [1, 3, 6, 17],
+        [2, 2, 1, 33],
+        [1, 2, 40, 40],
+        [2, 3, 9, 48],
+        [1, 1, 45, 100],
+    ];
+    let no_nan = |x: f32| if x.is_nan() { -0.0 } else { x };
+    let (mut runs, mut chosen) = (0, 0);
+    for desc in &descs {
+        for shape in shapes {
+            let Ok(plan) = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape) else {
+                continue; // a window that does not fit a short plane
+            };
+            // Where the separable kernel would run (not on tiny planes), this one does.
+            for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
+                let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+                assert!(!name.starts_with("separable_max/"), "{shape:?}: {name}");
+                chosen += usize::from(name.starts_with("separable_unpadded_max/"));
+            }
+            runs += check_everywhere("separable unpadded", desc, Layout::ChannelsFirst, &shape);
+            let values = values(plan.input_len(), shape.iter().product::<usize>() as u64);
+            let inputs = [
+                values.iter().map(|&x| no_nan(x)).collect::<Vec<_>>(),
+                (0..plan.input_len())
+                    .map(|i| [0.0, -0.0, -1.0, f32::NEG_INFINITY][(i * 7 + i / 5) % 4])
+                    .collect(),
+            ];
+            for input in &inputs {
+                runs += check_levels_and_threads("separable unpadded", &plan, &shape, input, false);
+            }
+        }
+    }
+    // Planes up to 2^16 elements and inputs under 2^20 run it; larger ones, rows narrower than
+    // a vector, x strides and paddings that change the row width keep the other kernels (plans
+    // only: no data).
+    let sppf = PoolDesc::max(&[5, 5])
+        .strides(&[1, 1])
+        .padding(Padding::symmetric(&[2, 2]));
+    for (desc, shape, expected) in [
+        (&sppf, [1, 1, 256, 256], true),
+        (&sppf, [1, 1, 256, 257], false),
+        (&sppf, [8, 256, 40, 40], false),
+        (&sppf, [1, 1, 40, 15], false),
+        (&descs[1].clone().strides(&[1, 2]), [1, 1, 40, 40], false),
+        (
+            &PoolDesc::max(&[5, 5]).strides(&[1, 1]),
+            [1, 1, 40, 40],
+            false,
+        ),
+    ] {
+        let plan = Plan::<f32>::new(desc, Layout::ChannelsFirst, &shape).unwrap();
+        for isa in Isa::available().into_iter().filter(|isa| isa.lanes() >= 16) {
+            let name = plan.clone().with_isa(isa).unwrap().kernel_name();
+            assert_eq!(
+                name.starts_with("separable_unpadded"),
+                expected,
+                "{shape:?}: {name}"
+            );
+        }
+    }
+    assert!(runs > 100, "the grid ran too little: {runs}");
+    let levels = Isa::available()
+        .iter()
+        .filter(|isa| isa.lanes() >= 16)
+        .count();
+    assert!(chosen >= 20 * levels, "the kernel ran too little: {chosen}");
+}
+
+#[test]
 fn separable_bands_on_every_level() {
     // Channels-first separable max with x stride 1 runs a plane's rows in bands over a flat
     // padded block: several bands per plane (150x120), bands cut by the thread split, y strides
@@ -1616,7 +1715,8 @@ fn plans_report_their_level_and_kernel() {
     for layout in [Layout::ChannelsFirst, Layout::ChannelsLast] {
         let plan = Plan::<f32>::new(&sppf, layout, &[1, 16, 20, 20]).unwrap();
         assert!(
-            plan.kernel_name().starts_with("separable_max/"),
+            plan.kernel_name().starts_with("separable_max/")
+                || plan.kernel_name().starts_with("separable_unpadded_max/v4"),
             "{}",
             plan.kernel_name()
         );

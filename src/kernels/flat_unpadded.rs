@@ -76,7 +76,7 @@ pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
 
 /// The window rows `ty` of output row `oy` that lie inside the input (`0 <= oy + ty * dy - top
 /// < height`), as a range of `ty`.
-fn window_rows(ay: &Axis, oy: usize) -> Range<usize> {
+pub(crate) fn window_rows(ay: &Axis, oy: usize) -> Range<usize> {
     let (top, dy) = (ay.pad_begin, ay.dilation);
     let first = top.saturating_sub(oy).div_ceil(dy);
     let end = match (ay.input - 1 + top).checked_sub(oy) {

@@ -21,6 +21,7 @@ pub(crate) mod scalar;
 mod scratch;
 pub(crate) mod separable;
 mod separable_bands;
+mod separable_unpadded;
 pub(crate) mod short_rows;
 mod simd_io;
 pub(crate) mod small_planes;
@@ -60,6 +61,9 @@ pub(crate) enum Kernel {
     FlatUnpadded(Rule),
     /// Max as row maxima then column maxima (values only; with indices the direct kernel runs).
     SeparableMax,
+    /// Channels-first separable max with stride 1 keeping the row width, read straight from the
+    /// input plane (values only; with indices `ChannelsFirst` runs).
+    SeparableUnpadded,
     /// Channels-first rows with the x window compiled in (max values and average; max with
     /// indices runs `ChannelsFirst`).
     FixedWindow(Rule),
@@ -119,6 +123,17 @@ impl Kernel {
         }
         // Global windows go to the global kernels below: the separable one took 30x as long
         // on `[32, 2048, 7, 7]` channels-first (session 53, v4: 4.15 ms against 0.14 ms).
+        // Channels-first stride-1 max keeping the row width, on 16 lanes: straight from the
+        // plane (`sppf` NCHW 113-115 µs against 128-130 on the padded bands at v3).
+        if rule == Rule::Max
+            && plan.allow_separable
+            && plan.layout == Layout::ChannelsFirst
+            && !plan.is_global()
+            && separable::applies(plan, lanes)
+            && separable_unpadded::applies(plan, lanes)
+        {
+            return Kernel::SeparableUnpadded;
+        }
         if rule == Rule::Max
             && plan.allow_separable
             && !plan.is_global()
@@ -192,6 +207,7 @@ impl Kernel {
             Kernel::FlatPlanes(r) => format!("channels_first_flat_planes_{}", rule(r)),
             Kernel::FlatUnpadded(r) => format!("channels_first_flat_unpadded_{}", rule(r)),
             Kernel::SeparableMax => "separable_max".to_string(),
+            Kernel::SeparableUnpadded => "separable_unpadded_max".to_string(),
             Kernel::FixedWindow(r) => format!("channels_first_fixed_window_{}", rule(r)),
             Kernel::ViaPlanes(r) => format!("channels_last_via_planes_{}", rule(r)),
             Kernel::ShortRowsMax => "channels_first_short_rows_max".to_string(),
@@ -274,7 +290,7 @@ pub(crate) fn band_rows_multiple(plan: &Plan<f32>) -> usize {
         // Each band computes the row maxima of its window rows again: at least 4 windows' rows
         // per band keep that under a quarter. `sppf` NHWC (40 rows, which were cut into 8 bands
         // of 5) at 2 threads: 346-395 -> 270-279 µs (`PAR=1 profile_case`, 3 alternated runs).
-        Kernel::SeparableMax => {
+        Kernel::SeparableMax | Kernel::SeparableUnpadded => {
             let ay = &plan.axes[1];
             4 * ((ay.kernel - 1) * ay.dilation + 1)
         }
@@ -407,6 +423,16 @@ pub(crate) fn run_rows(
             with_rule!(Rule::Max, ChannelsLast, ChannelsLastSums)
         }
         Kernel::SeparableMax => with_rule!(Rule::Max, ChannelsFirst),
+        Kernel::SeparableUnpadded if indices.is_none() => go(
+            isa,
+            separable_unpadded::SeparableUnpadded {
+                plan,
+                input,
+                output,
+                rows,
+            },
+        ),
+        Kernel::SeparableUnpadded => with_rule!(Rule::Max, ChannelsFirst),
         Kernel::FixedWindow(Rule::Max) if indices.is_none() => {
             fixed_window(plan, MaxValue, isa, input, output, rows)
         }
