@@ -42,6 +42,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::DivisorFactors;
+use super::plane_reads::PlaneReads;
 use super::reduce::{Acc, Reducer};
 use super::simd_io::{lanes, load, shifted, store};
 use crate::Plan;
@@ -120,16 +121,11 @@ impl<R: Reducer> WithSimd for FlatUnpadded<'_, R> {
         // them without wrapping: they stay in L1 whatever the plane's size.
         let period = width + 4 * lanes;
         let factors_len = if R::DIVIDES { ay.output + ax.output } else { 0 };
-        let in_place = |p: usize| p * plane_in >= front && (p + 1) * plane_in + back <= input.len();
-        let (first_plane, last_plane) = (
+        let reads = PlaneReads::new(plane_in, front, back, input.len());
+        let staging_len = reads.staging_len(
             rows.start / ay.output,
             rows.end.saturating_sub(1) / ay.output,
         );
-        let staging_len = if in_place(first_plane) && in_place(last_plane) {
-            0
-        } else {
-            front + plane_in + back
-        };
         let mut scratch = super::scratch::take(2 * period + factors_len + staging_len);
         let (columns, rest) = scratch.split_at_mut(period);
         let (column_factors, rest) = rest.split_at_mut(period);
@@ -167,14 +163,7 @@ impl<R: Reducer> WithSimd for FlatUnpadded<'_, R> {
         while row < rows.end {
             let (p, first) = (row / ay.output, row % ay.output);
             let last = ay.output.min(first + rows.end - row);
-            let base = p * plane_in;
-            let (source, origin) = if in_place(p) {
-                (input, base)
-            } else {
-                staging.fill(R::FILL);
-                staging[front..][..plane_in].copy_from_slice(&input[base..][..plane_in]);
-                (&staging[..], front)
-            };
+            let (source, origin) = reads.plane(p, input, staging, R::FILL);
             for (band_rows, window, row_factor) in &bands {
                 let (oy, end) = (band_rows.start.max(first), band_rows.end.min(last));
                 if oy >= end {

@@ -15,6 +15,7 @@ pub(crate) mod flat_unpadded;
 pub(crate) mod global;
 pub(crate) mod global_channels_last;
 pub(crate) mod pairs;
+mod plane_reads;
 mod prefetch;
 pub(crate) mod reduce;
 pub(crate) mod scalar;

@@ -26,6 +26,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 
 use super::flat_unpadded::window_rows;
+use super::plane_reads::PlaneReads;
 use super::reduce::{Acc, MaxOfNumbers, MaxValue, Reducer};
 use super::simd_io::{lanes, load, store};
 use crate::Plan;
@@ -129,16 +130,11 @@ impl WithSimd for SeparableUnpadded<'_> {
         // that to the input's ends are copied into `staging` with −∞ around.
         let (front, back) = (left, right);
         let period = width + 4 * lanes;
-        let in_place = |p: usize| p * plane_in >= front && (p + 1) * plane_in + back <= input.len();
-        let (first_plane, last_plane) = (
+        let reads = PlaneReads::new(plane_in, front, back, input.len());
+        let staging_len = reads.staging_len(
             rows.start / ay.output,
             rows.end.saturating_sub(1) / ay.output,
         );
-        let staging_len = if in_place(first_plane) && in_place(last_plane) {
-            0
-        } else {
-            front + plane_in + back
-        };
         let mut scratch = super::scratch::take(period + plane_in + staging_len);
         let (columns, rest) = scratch.split_at_mut(period);
         let (h, rest) = rest.split_at_mut(plane_in);
@@ -173,14 +169,7 @@ impl WithSimd for SeparableUnpadded<'_> {
         while row < rows.end {
             let (p, first) = (row / ay.output, row % ay.output);
             let last = ay.output.min(first + rows.end - row);
-            let base = p * plane_in;
-            let (source, origin) = if in_place(p) {
-                (input, base)
-            } else {
-                staging.fill(f32::NEG_INFINITY);
-                staging[front..][..plane_in].copy_from_slice(&input[base..][..plane_in]);
-                (&staging[..], front)
-            };
+            let (source, origin) = reads.plane(p, input, staging, f32::NEG_INFINITY);
             // The input rows the task's output rows of this plane read.
             let read = if last - first == ay.output {
                 whole_plane.clone()
