@@ -5,9 +5,9 @@
 //!
 //! ```text
 //! for each plane (n, c) of the task, or the rows of it the task holds:
-//!     rule = MaxOfNumbers if the plane holds no NaN, else MaxValue
 //!     h[q]   = max over tx of input[q + tx - left]       one loop over the input rows read;
-//!              taps that wrap onto the row before or after masked by column (−∞ padding)
+//!              taps that wrap onto the row before or after masked by column (−∞ padding);
+//!              one-instruction max, and again with the NaN rule if a centre tap was NaN
 //!     out[q] = max over ty of h[q + (ty * dy - top) * W]  one loop per band of output rows
 //!              whose windows have the same rows inside the plane
 //! ```
@@ -73,7 +73,7 @@ const MAX_PLANE: usize = 1 << 16;
 /// 1.11-1.15 ms there).
 const MAX_INPUT: usize = 1 << 20;
 
-/// Whether the plan is a 2-D (or 1-D) max with stride 1, x dilation 1, output rows as wide as
+/// Whether the plan is a 2-D max with stride 1, x dilation 1, output rows as wide as
 /// the input's (at least a vector, at most [`MAX_WIDTH`]), windows of at most [`MAX_WINDOW`]
 /// rows and columns whose every output row reads a row of the input, planes of at most
 /// [`MAX_PLANE`] elements, inputs under [`MAX_INPUT`], on a level with 16 lanes (the caller
@@ -128,9 +128,8 @@ impl WithSimd for SeparableUnpadded<'_> {
         let (left, right) = (ax.pad_begin, ax.kernel - 1 - ax.pad_begin);
         // Reads reach `left` elements before a plane and `right` past it: planes closer than
         // that to the input's ends are copied into `staging` with −∞ around.
-        let (front, back) = (left, right);
         let period = width + 4 * lanes;
-        let reads = PlaneReads::new(plane_in, front, back, input.len());
+        let reads = PlaneReads::new(plane_in, left, right, input.len());
         let staging_len = reads.staging_len(
             rows.start / ay.output,
             rows.end.saturating_sub(1) / ay.output,
