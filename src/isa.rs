@@ -76,34 +76,38 @@ impl Isa {
         Isa::available().into_iter().max().unwrap_or(Isa::Portable)
     }
 
-    /// The level plans use on this CPU when nothing forces one: [`Isa::best`], except on AMD
-    /// Zen 4 (family 19h with AVX-512), which runs 512-bit operations as two 256-bit halves:
-    /// there v3 ran the bench suite's channels-first cases up to 1.36x faster than v4 (as fast
-    /// on the rest), its channels-last ones from 0.87x to 1.15x as fast
-    /// (`docs/speed-history.md`, session 40). Other AVX-512 CPUs keep v4; on AMD Zen 5 plans
-    /// left to this default run two channels-first max kernels on v3 (see
-    /// [`Isa::prefers_v3_for_channels_first_max`]).
+    /// The level plans use on this CPU when nothing forces one: [`Isa::best`]. On AMD Zen 4 and
+    /// Zen 5 plans left to this default run some channels-first kernels on v3 instead (see
+    /// [`Isa::v3_moves`]). (Until session 61 plans defaulted to v3 on Zen 4, whose AVX-512
+    /// units are 256 bits wide; since then the 16-lane kernels there ran the channels-last
+    /// cases 0.75-1.05x as long as v3, `inception` NCHW 0.53x: `docs/speed-history.md`.)
     pub fn preferred() -> Isa {
-        let best = Isa::best();
-        if best == Isa::V4 && amd_family() == Some(ZEN_4_FAMILY) {
-            Isa::V3
-        } else {
-            best
-        }
+        Isa::best()
     }
 
-    /// Whether plans that take the process default ([`Isa::default_for_process`], not forced
-    /// by `NNPOOL_ISA` or [`crate::Plan::with_isa`]) run the channels-first short-rows and
-    /// separable max kernels on v3 although the default is v4 (where v3 takes them, or the
-    /// pairs kernel): so on AMD Zen 5 (family 1Ah), where those two ran 1.07x to 1.40x faster
-    /// on v3 and every other kernel was as fast or faster on v4 (`nnpool bench --isa v3|v4
-    /// --threads 1`, alternated rounds; `docs/speed-history.md`, session 53).
-    pub(crate) fn prefers_v3_for_channels_first_max() -> bool {
-        static PREFERS: OnceLock<bool> = OnceLock::new();
-        *PREFERS.get_or_init(|| {
-            !default_is_forced()
-                && Isa::preferred() == Isa::V4
-                && amd_family() == Some(ZEN_5_FAMILY)
+    /// Which v4 kernels plans that take the process default ([`Isa::default_for_process`], not
+    /// forced by `NNPOOL_ISA` or [`crate::Plan::with_isa`]) leave for v3's choice, measured per
+    /// CPU (`nnpool bench --isa v3|v4 --threads 1`, alternated rounds):
+    ///
+    /// - channels-first short-rows and separable max, where v3 chooses them too or the pairs
+    ///   kernel: on AMD Zen 5 (family 1Ah) they ran 1.07x to 1.40x faster on v3 and every other
+    ///   kernel as fast or faster on v4 (session 53); on AMD Zen 4 (family 19h) 1.03x to 1.41x,
+    ///   2x2/2 max on 28x28 planes 2.7x (v3's pairs kernel; session 61);
+    /// - on Zen 4 only, channels-first sums with x stride 2 that v4 runs in the fixed-window or
+    ///   flat-planes kernel and v3 in the small-planes one: 3x3/2 average ran 1.05x (112x112
+    ///   planes) to 6x (28x28) faster on v3 (session 61; not measured on Zen 5).
+    pub(crate) fn v3_moves() -> V3Moves {
+        static MOVES: OnceLock<V3Moves> = OnceLock::new();
+        *MOVES.get_or_init(|| {
+            let family = if !default_is_forced() && Isa::preferred() == Isa::V4 {
+                amd_family()
+            } else {
+                None
+            };
+            V3Moves {
+                channels_first_max: matches!(family, Some(ZEN_4_FAMILY | ZEN_5_FAMILY)),
+                strided_sums: family == Some(ZEN_4_FAMILY),
+            }
         })
     }
 
@@ -132,6 +136,17 @@ impl Isa {
             _ => 4,
         }
     }
+}
+
+/// The channels-first kernels that plans on the default v4 level leave for v3's choice (see
+/// [`Isa::v3_moves`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct V3Moves {
+    /// Short-rows and separable max, where v3 chooses one of them or the pairs kernel.
+    pub channels_first_max: bool,
+    /// Sums with x stride 2 on the fixed-window or flat-planes kernel, where v3 chooses the
+    /// small-planes one.
+    pub strided_sums: bool,
 }
 
 /// The level `NNPOOL_ISA` names, if it is set to a level's name.
@@ -231,18 +246,21 @@ mod tests {
     fn the_preferred_level_runs_here_and_is_at_most_the_best() {
         let preferred = Isa::preferred();
         assert!(preferred.is_available());
-        assert!(preferred <= Isa::best());
-        assert!(preferred == Isa::best() || (Isa::best() == Isa::V4 && preferred == Isa::V3));
+        assert_eq!(preferred, Isa::best());
     }
 
-    /// Plans left to the default level run channels-first separable max on v3 exactly where
-    /// `prefers_v3_for_channels_first_max` says so; other kernels keep the default, and a level
-    /// given to `with_isa` always wins.
+    /// Plans left to the default level run channels-first separable max and strided sums on
+    /// v3 exactly where `v3_moves` says so; other kernels keep the default, and a level given
+    /// to `with_isa` always wins.
     #[test]
-    fn only_channels_first_max_kernels_leave_the_default_level() {
+    fn only_the_measured_kernels_leave_the_default_level() {
         use crate::{Layout, Padding, Plan, PoolDesc};
         let default = Isa::default_for_process();
-        let to_v3 = default == Isa::V4 && Isa::prefers_v3_for_channels_first_max();
+        let moves = Isa::v3_moves();
+        if default != Isa::V4 {
+            assert_eq!(moves, V3Moves::default());
+        }
+        let to_v3 = default == Isa::V4 && moves.channels_first_max;
         let separable = PoolDesc::max(&[5, 5])
             .strides(&[1, 1])
             .padding(Padding::symmetric(&[2, 2]));
@@ -285,5 +303,19 @@ mod tests {
             assert_eq!(stem.kernel_name(), "channels_first_short_rows_max/v4");
             assert_eq!(halves.unwrap().kernel_name(), "channels_first_pairs_max/v3");
         }
+
+        // 3x3/2 average: on the fixed-window kernel on v4, on small planes on v3; channels-last
+        // plans keep the default.
+        let strided = PoolDesc::average(&[3, 3])
+            .strides(&[2, 2])
+            .padding(Padding::symmetric(&[1, 1]));
+        let sums = Plan::<f32>::new(&strided, Layout::ChannelsFirst, &shape).unwrap();
+        if default == Isa::V4 && moves.strided_sums {
+            assert_eq!(sums.kernel_name(), "channels_first_small_planes_average/v3");
+        } else {
+            assert_eq!(sums.isa(), default);
+        }
+        let last = Plan::<f32>::new(&strided, Layout::ChannelsLast, &shape).unwrap();
+        assert_eq!(last.isa(), default);
     }
 }

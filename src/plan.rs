@@ -9,8 +9,8 @@ use aligned_vec::{AVec, ConstAlign};
 
 use crate::element::Element;
 use crate::geometry::{Axis, AxisPadding};
-use crate::isa::Isa;
-use crate::kernels::Kernel;
+use crate::isa::{Isa, V3Moves};
+use crate::kernels::{Kernel, Rule};
 use crate::{Layout, Padding, PoolDesc, PoolError, PoolOp};
 
 /// Alignment in bytes of the buffers that [`Plan::run_alloc`] returns.
@@ -120,9 +120,7 @@ impl<T: Element> Plan<T> {
             element: PhantomData,
         };
         plan.select_kernel(Isa::default_for_process());
-        if Isa::prefers_v3_for_channels_first_max() {
-            plan.prefer_v3_for_channels_first_max();
-        }
+        plan.apply_v3_moves(Isa::v3_moves());
         Ok(plan)
     }
 
@@ -131,21 +129,35 @@ impl<T: Element> Plan<T> {
         T::select_kernel(self);
     }
 
-    /// Moves a channels-first short-rows or separable max plan to v3 where v3 chooses the same
-    /// kernel or the pairs kernel (see [`Isa::prefers_v3_for_channels_first_max`]); where it
-    /// would choose small planes, v4's short rows ran faster (`[1, 256, 28, 28]` 3x3/2: 25.2
-    /// against 32.4 µs).
-    fn prefer_v3_for_channels_first_max(&mut self) {
-        let channels_first = self.layout == Layout::ChannelsFirst;
-        if !channels_first || !matches!(self.kernel, Kernel::ShortRowsMax | Kernel::SeparableMax) {
+    /// Moves a channels-first v4 plan to v3 where `moves` says v3's choice runs faster (see
+    /// [`Isa::v3_moves`]): short-rows or separable max where v3 chooses the same kernel or the
+    /// pairs kernel (where it would choose small planes, v4's short rows ran faster: `[1, 256,
+    /// 28, 28]` 3x3/2, 25.2 against 32.4 µs on Zen 5, 35.6 against 69.4 on Zen 4), and sums
+    /// with x stride 2 on the fixed-window or flat-planes kernel where v3 chooses small planes.
+    fn apply_v3_moves(&mut self, moves: V3Moves) {
+        if self.isa != Isa::V4 || self.layout != Layout::ChannelsFirst {
+            return;
+        }
+        let max = moves.channels_first_max
+            && matches!(self.kernel, Kernel::ShortRowsMax | Kernel::SeparableMax);
+        let sums = moves.strided_sums
+            && self.axes[2].stride == 2
+            && matches!(self.kernel, Kernel::FixedWindow(rule) | Kernel::FlatPlanes(rule)
+                if rule != Rule::Max);
+        if !max && !sums {
             return;
         }
         let mut on_v3 = self.clone();
         on_v3.select_kernel(Isa::V3);
-        if matches!(
-            on_v3.kernel,
-            Kernel::ShortRowsMax | Kernel::SeparableMax | Kernel::Pairs(_)
-        ) {
+        let faster = if max {
+            matches!(
+                on_v3.kernel,
+                Kernel::ShortRowsMax | Kernel::SeparableMax | Kernel::Pairs(_)
+            )
+        } else {
+            matches!(on_v3.kernel, Kernel::SmallPlanes(_))
+        };
+        if faster {
             *self = on_v3;
         }
     }

@@ -37,7 +37,8 @@ use crate::geometry::Taps;
 use crate::isa::{Isa, OnLevels};
 use crate::plan::Reduction;
 use crate::{Layout, Plan};
-use reduce::{Average, L1, L2, Max, MaxFlagged, MaxValue, Rule};
+pub(crate) use reduce::Rule;
+use reduce::{Average, L1, L2, Max, MaxFlagged, MaxValue};
 
 /// Which loop nest a plan runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
