@@ -33,7 +33,8 @@ use super::prefetch::Prefetcher;
 use super::reduce::{Acc, Reducer, fused_one};
 use super::simd_io::{lanes, load, store};
 use crate::Plan;
-use crate::geometry::Taps;
+use crate::geometry::{Axis, Taps};
+use crate::plan::Reduction;
 
 /// Elements of the scratch that holds one transposed block of inputs (32 KiB: it stays in L1),
 /// and the bound for its transposed results. A 128 KiB block let 55x55 planes in, but they ran
@@ -62,25 +63,35 @@ const MAX_LANES: usize = 16;
 /// On v4 (16 lanes), whole windows with x stride 2 run faster in the fixed-window kernel
 /// (`profile_case nchw <case>`, Xeon with AVX-512, best of 5-7 alternated runs, this kernel
 /// against that one): `resnet` 362 against 223 µs, `alexnet` 117 against 112 µs, `train` 3.40
-/// against 2.90 ms; stride-1 `inception` stays here (328 against 344 µs).
+/// against 2.90 ms; stride-1 `inception` stays here (328 against 344 µs). Those were max
+/// windows: 3x3/2 sums run here on v4 too, where the fixed-window kernel took 5x as long
+/// (Zen 4, v4, `nnpool bench --suite`, medians of 3 alternated rounds: 256 of 28x28 42 against
+/// 237 µs, 256 of 27x27 unpadded 42 against 228, 32 of 112x112 90 against 106, 8 x 64 of
+/// 56x56 418 against 555; session 61).
 pub(crate) fn applies(plan: &Plan<f32>, lanes: usize) -> bool {
     // A group of planes costs the same with any number of them in use.
     let planes = plan.batch.saturating_mul(plan.channels);
     let filled = planes.saturating_mul(4) >= (planes.div_ceil(lanes) * lanes).saturating_mul(3);
     // Max plans may run with indices, which use the plain block (never larger).
     let whole = filled && Scheme::of(plan, false, lanes).whole.is_some();
-    narrow(plan, lanes) || (whole && !(lanes >= 16 && plan.axes[2].stride == 2))
+    let max = matches!(plan.reduction, Reduction::Max);
+    narrow(plan, lanes) || (whole && !(max && lanes >= 16 && plan.axes[2].stride == 2))
 }
 
 /// Whether the plan's planes and results fit the transposed block whole, with output rows
 /// shorter than 4 vectors.
 pub(crate) fn narrow(plan: &Plan<f32>, lanes: usize) -> bool {
-    let plane: usize = plan.axes.iter().map(|a| a.input).product();
-    let out_pixels: usize = plan.axes.iter().map(|a| a.output).product();
+    narrow_axes(&plan.axes, lanes)
+}
+
+/// [`narrow`] for a plan's (z, y, x) axes.
+pub(crate) fn narrow_axes(axes: &[Axis; 3], lanes: usize) -> bool {
+    let plane: usize = axes.iter().map(|a| a.input).product();
+    let out_pixels: usize = axes.iter().map(|a| a.output).product();
     let fits = |pixels: usize| {
         pixels.saturating_mul(lanes) <= SCRATCH && out_pixels.saturating_mul(lanes) <= SCRATCH
     };
-    plan.axes[2].output < 4 * lanes.min(MAX_LANES) && fits(plane)
+    axes[2].output < 4 * lanes.min(MAX_LANES) && fits(plane)
 }
 
 /// Where a block keeps each plane: `height` rows of `width` pixels (z and y flattened), the
