@@ -245,7 +245,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_preferred_level_runs_here_and_is_at_most_the_best() {
+    fn the_preferred_level_is_the_best_one_this_cpu_runs() {
         let preferred = Isa::preferred();
         assert!(preferred.is_available());
         assert_eq!(preferred, Isa::best());
