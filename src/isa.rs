@@ -80,7 +80,7 @@ impl Isa {
     /// Zen 5 plans left to this default run some channels-first kernels on v3 instead (see
     /// [`Isa::v3_moves`]). (Until session 61 plans defaulted to v3 on Zen 4, whose AVX-512
     /// units are 256 bits wide; since then the 16-lane kernels there ran the channels-last
-    /// cases 0.75-1.05x as long as v3, `inception` NCHW 0.53x: `docs/speed-history.md`.)
+    /// cases 0.64-1.05x as long as v3, `inception` NCHW 0.53x: `docs/speed-history.md`.)
     pub fn preferred() -> Isa {
         Isa::best()
     }
