@@ -1207,7 +1207,8 @@ fn separable_unpadded_on_every_level() {
     // input plane on 16-lane levels: x windows 2-7 wide with the x padding on both sides or one,
     // y padding of 0-2 rows on either side and y dilation (bands of output rows with fewer
     // window rows), ceil mode; rows of exactly a vector and around it (the last vector
-    // overlapping), planes of 1-45 rows; the input's first and last planes (copied: reads
+    // overlapping), rows of 4 vectors and more (the column pass in pairs of output rows, an odd
+    // row left over or not), planes of 1-45 rows; the input's first and last planes (copied: reads
     // reach past the input) and the ones between (read in place), 3-task runs cutting planes;
     // inputs with NaN, without (the one-instruction max) and of ties only (0, −0, −1, −∞: which
     // zero a window keeps shows the order).
@@ -1236,6 +1237,8 @@ fn separable_unpadded_on_every_level() {
         [2, 2, 1, 33],
         [1, 2, 40, 40],
         [2, 3, 9, 48],
+        [2, 2, 12, 64],
+        [1, 1, 8, 81],
         [1, 1, 45, 100],
     ];
     let no_nan = |x: f32| if x.is_nan() { -0.0 } else { x };
