@@ -1208,7 +1208,8 @@ fn separable_unpadded_on_every_level() {
     // y padding of 0-2 rows on either side and y dilation (bands of output rows with fewer
     // window rows), ceil mode; rows of exactly a vector and around it (the last vector
     // overlapping), rows of 4 vectors and more (the column pass in pairs of output rows, an odd
-    // row left over or not), planes of 1-45 rows; the input's first and last planes (copied: reads
+    // row left over or not), narrower rows two of which are whole vectors (16, 24, 40, 48
+    // wide: the column pass down strips two rows a step, 2-5 window rows), planes of 1-45 rows; the input's first and last planes (copied: reads
     // reach past the input) and the ones between (read in place), 3-task runs cutting planes;
     // inputs with NaN, without (the one-instruction max) and of ties only (0, −0, −1, −∞: which
     // zero a window keeps shows the order).
@@ -1230,9 +1231,13 @@ fn separable_unpadded_on_every_level() {
         PoolDesc::max(&[2, 2])
             .strides(&[1, 1])
             .padding(Padding::explicit(&[0, 1], &[1, 0])),
+        PoolDesc::max(&[4, 3])
+            .strides(&[1, 1])
+            .padding(Padding::explicit(&[2, 1], &[1, 1])),
     ];
     let shapes = [
         [1, 1, 5, 16],
+        [1, 2, 11, 24],
         [1, 3, 6, 17],
         [2, 2, 1, 33],
         [1, 2, 40, 40],

@@ -10,7 +10,9 @@
 //!              one-instruction max, and again with the NaN rule if a centre tap was NaN
 //!     out[q] = max over ty of h[q + (ty * dy - top) * W]  one loop per band of output rows
 //!              whose windows have the same rows inside the plane; on rows of 4 vectors or
-//!              more, two output rows at a time, their shared window rows folded once
+//!              more, two output rows at a time, their shared window rows folded once; on
+//!              narrower rows, two of which are whole vectors, each vector of two rows goes
+//!              down the band, folding each pair of window rows once
 //! ```
 //!
 //! Both passes take taps in window order, so the result is the reference's (see
@@ -306,7 +308,49 @@ impl<'a> Passes<'a> {
             // Pairs of output rows whose windows' rows follow on (no y dilation) share all
             // but one row each: the shared rows are read and folded once (see [`PAIRS_FROM`]).
             let mut oy = oy;
-            if ay.dilation == 1 && starts.len() >= 2 && width >= PAIRS_FROM * lanes {
+            let ky = starts.len();
+            if ay.dilation == 1
+                && (2..=5).contains(&ky)
+                && (2 * width) % lanes == 0
+                && width < PAIRS_FROM * lanes
+                && end - oy >= 4
+            {
+                // Two rows of positions are whole vectors: each vector of them goes down the
+                // band two output rows a step (see [`column_strip`]).
+                let steps = (end - oy) / 2;
+                let (first_row, row) = (starts[0], oy * width);
+                blocks!(row..row + 2 * width, lanes, |at, v| {
+                    let out = &mut out[at - from..];
+                    match (v, ky) {
+                        (4, 2) => column_strip::<S, R, 4, 2>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                        (4, 3) => column_strip::<S, R, 4, 3>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                        (4, 4) => column_strip::<S, R, 4, 4>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                        (4, _) => column_strip::<S, R, 4, 5>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                        (_, 2) => column_strip::<S, R, 1, 2>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                        (_, 3) => column_strip::<S, R, 1, 3>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                        (_, 4) => column_strip::<S, R, 1, 4>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                        _ => column_strip::<S, R, 1, 5>(
+                            simd, rule, h, first_row, width, steps, at, out,
+                        ),
+                    }
+                });
+                oy += 2 * steps;
+            }
+            if ay.dilation == 1 && ky >= 2 && width >= PAIRS_FROM * lanes {
                 let (first_row, rows) = (starts[0], starts.len());
                 while oy + 2 <= end {
                     let row = oy * width;
@@ -473,5 +517,100 @@ fn column_maxima_pair<S: Simd, R: Reducer, const V: usize>(
         );
         let below = rule.add(simd, acc, load::<S>(own_second, v * lanes), zero);
         store::<S>(second, v * lanes, below.value);
+    }
+}
+
+/// `V` vectors of `2 steps` output rows, two a step: from plane position `at` into
+/// `out[2 k width..][..V lanes]` for step `k`, where `2 width` is a whole number of vectors
+/// and the band's windows are `KY` rows (2 to 5) from `at + first_row`, `width` apart. With `H i`
+/// the row of `h` `i` rows on and `P i = H i ∘ H (i + 1)`, step `k`'s output is `P 2k ∘ P (2k +
+/// 2) ∘ ...`, with `∘ H (2k + KY - 1)` for odd `KY`: each pair is folded once for the steps
+/// that hold it, in the taps' order (the max rule is associative while earlier operands stay on
+/// the left), so the bits are [`column_maxima`]'s. A 5-row window takes 2 loads and 3 max an
+/// output vector instead of 5 and 5.
+///
+/// Rows narrower than [`PAIRS_FROM`] vectors whose two rows are whole vectors (8, 16, ... 56
+/// wide on 16 lanes) run it. Zen 4, v4, 5x5/1 pad 2, `SHAPE=1,c,w,w profile_case nchw sppf`,
+/// a temporary switch in one binary, alternated, best of 10 rounds, while a CI run shared the
+/// machine (µs, strips against the flat pass): w 40 (`sppf`) 146-147 against 172-176, 24
+/// 129 against 151, 32 91 against 106, 48 53 against 56; against the pairs, 64 85-90 against
+/// 90-93, 128 109 against 105, 224 96 against 93 (on wide planes the strips walk `h` down
+/// its columns, out of L1).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn column_strip<S: Simd, R: Reducer, const V: usize, const KY: usize>(
+    simd: S,
+    rule: R,
+    h: &[f32],
+    first_row: isize,
+    width: usize,
+    steps: usize,
+    at: usize,
+    out: &mut [f32],
+) {
+    let lanes = lanes::<S>();
+    let zero = simd.splat_u32s(0);
+    let pairs_per_output = KY / 2;
+    // Rows `0..2 steps + KY - 2` are read.
+    let last_row = 2 * steps + KY - 3;
+    let span = &h[(at as isize + first_row) as usize..][..last_row * width + V * lanes];
+    let out = &mut out[..(2 * steps - 2) * width + V * lanes];
+    let init = rule.init(simd, zero);
+    // The pairs of the current step, oldest first (at most 2).
+    let mut ring = [[init; V]; 2];
+    for (p, pair) in ring.iter_mut().enumerate().take(pairs_per_output) {
+        let (upper, lower) = (
+            &span[2 * p * width..][..V * lanes],
+            &span[(2 * p + 1) * width..][..V * lanes],
+        );
+        for (v, acc) in pair.iter_mut().enumerate() {
+            let first = rule.first(simd, load::<S>(upper, v * lanes), zero);
+            *acc = rule.add(simd, first, load::<S>(lower, v * lanes), zero);
+        }
+    }
+    for k in 0..steps {
+        let tail_row = 2 * k + KY - 1;
+        let mut result = ring[0];
+        if pairs_per_output == 2 {
+            for (v, acc) in result.iter_mut().enumerate() {
+                *acc = rule.add(simd, *acc, ring[1][v].value, zero);
+            }
+        }
+        // Odd windows end on a row of their own, which starts the next step's new pair.
+        let mut tail = [init; V];
+        if KY % 2 == 1 {
+            let row = &span[tail_row * width..][..V * lanes];
+            for ((acc, t), v) in result.iter_mut().zip(tail.iter_mut()).zip(0..) {
+                let x = load::<S>(row, v * lanes);
+                *t = rule.first(simd, x, zero);
+                *acc = rule.add(simd, *acc, x, zero);
+            }
+        }
+        let to = &mut out[2 * k * width..][..V * lanes];
+        for (v, acc) in result.iter().enumerate() {
+            store::<S>(to, v * lanes, acc.value);
+        }
+        if k + 1 == steps {
+            break;
+        }
+        // The next step's new pair: rows `2 k + 2 t` and one on (`t` = pairs an output).
+        let upper_row = 2 * k + 2 * pairs_per_output;
+        let mut new = tail;
+        if KY % 2 == 0 {
+            let upper = &span[upper_row * width..][..V * lanes];
+            for (v, acc) in new.iter_mut().enumerate() {
+                *acc = rule.first(simd, load::<S>(upper, v * lanes), zero);
+            }
+        }
+        let lower = &span[(upper_row + 1) * width..][..V * lanes];
+        for (v, acc) in new.iter_mut().enumerate() {
+            *acc = rule.add(simd, *acc, load::<S>(lower, v * lanes), zero);
+        }
+        if pairs_per_output == 2 {
+            ring[0] = ring[1];
+            ring[1] = new;
+        } else {
+            ring[0] = new;
+        }
     }
 }
