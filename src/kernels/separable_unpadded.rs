@@ -310,34 +310,23 @@ impl<'a> Passes<'a> {
             let mut oy = oy;
             let ky = starts.len();
             if ay.dilation == 1
-                && (2..=5).contains(&ky)
+                && (4..=5).contains(&ky)
                 && (2 * width) % lanes == 0
                 && width < PAIRS_FROM * lanes
                 && end - oy >= 4
             {
                 // Two rows of positions are whole vectors: each vector of them goes down the
-                // band two output rows a step (see [`column_strip`]).
+                // band two output rows a step (see [`column_strip`]; 4- and 5-row windows:
+                // 3-row ones measured 0.95x and 1.07x the flat pass).
                 let steps = (end - oy) / 2;
                 let (first_row, row) = (starts[0], oy * width);
                 blocks!(row..row + 2 * width, lanes, |at, v| {
                     let out = &mut out[at - from..];
                     match (v, ky) {
-                        (4, 2) => column_strip::<S, R, 4, 2>(
-                            simd, rule, h, first_row, width, steps, at, out,
-                        ),
-                        (4, 3) => column_strip::<S, R, 4, 3>(
-                            simd, rule, h, first_row, width, steps, at, out,
-                        ),
                         (4, 4) => column_strip::<S, R, 4, 4>(
                             simd, rule, h, first_row, width, steps, at, out,
                         ),
                         (4, _) => column_strip::<S, R, 4, 5>(
-                            simd, rule, h, first_row, width, steps, at, out,
-                        ),
-                        (_, 2) => column_strip::<S, R, 1, 2>(
-                            simd, rule, h, first_row, width, steps, at, out,
-                        ),
-                        (_, 3) => column_strip::<S, R, 1, 3>(
                             simd, rule, h, first_row, width, steps, at, out,
                         ),
                         (_, 4) => column_strip::<S, R, 1, 4>(
@@ -529,8 +518,10 @@ fn column_maxima_pair<S: Simd, R: Reducer, const V: usize>(
 /// the left), so the bits are [`column_maxima`]'s. A 5-row window takes 2 loads and 3 max an
 /// output vector instead of 5 and 5.
 ///
-/// Rows narrower than [`PAIRS_FROM`] vectors whose two rows are whole vectors (8, 16, ... 56
-/// wide on 16 lanes) run it. Zen 4, v4, 5x5/1 pad 2, `SHAPE=1,c,w,w profile_case nchw sppf`,
+/// Rows narrower than [`PAIRS_FROM`] vectors whose two rows are whole vectors (16, 24, ... 56
+/// wide on 16 lanes) run it for windows of 4 or 5 rows. With 3 rows it measured 0.95x the flat
+/// pass on 128 of 40x40 and 1.07x on 64 of 56x56 (`nnpool bench --suite`, 3 alternated rounds,
+/// with CI running), so those keep the flat pass. Zen 4, v4, 5x5/1 pad 2, `SHAPE=1,c,w,w profile_case nchw sppf`,
 /// a temporary switch in one binary, alternated, best of 10 rounds, while a CI run shared the
 /// machine (µs, strips against the flat pass): w 40 (`sppf`) 146-147 against 172-176, 24
 /// 129 against 151, 32 91 against 106, 48 53 against 56; against the pairs, 64 85-90 against
