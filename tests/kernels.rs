@@ -1209,8 +1209,9 @@ fn separable_unpadded_on_every_level() {
     // window rows), ceil mode; rows of exactly a vector and around it (the last vector
     // overlapping), rows of 4 vectors and more (the column pass in pairs of output rows, an odd
     // row left over or not), narrower rows two of which are whole vectors (16, 24, 40, 48
-    // wide: the column pass down strips two rows a step, 4- and 5-row windows), planes of 1-45 rows; the input's first and last planes (copied: reads
-    // reach past the input) and the ones between (read in place), 3-task runs cutting planes;
+    // wide: the column pass down strips two rows a step, 4- and 5-row windows), planes of 1-45
+    // rows; the input's first and last planes (copied: reads reach past the input) and the
+    // ones between (read in place), 3-task runs cutting planes;
     // inputs with NaN, without (the one-instruction max) and of ties only (0, −0, −1, −∞: which
     // zero a window keeps shows the order).
     let descs = [
