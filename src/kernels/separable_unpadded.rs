@@ -305,8 +305,9 @@ impl<'a> Passes<'a> {
             let out_start = (oy - first) * width;
             let out = &mut out[out_start..][..(end - oy) * width];
             let from = oy * width;
-            // Pairs of output rows whose windows' rows follow on (no y dilation) share all
-            // but one row each: the shared rows are read and folded once (see [`PAIRS_FROM`]).
+            // Output rows whose windows' rows follow on (no y dilation) share rows: down
+            // strips on narrow rows, in pairs on wide ones, each shared row is read and folded
+            // once; the rows left, or all of them, in flat blocks.
             let mut oy = oy;
             let ky = starts.len();
             if ay.dilation == 1
@@ -339,6 +340,7 @@ impl<'a> Passes<'a> {
                 });
                 oy += 2 * steps;
             }
+            // Pairs: see [`PAIRS_FROM`].
             if ay.dilation == 1 && ky >= 2 && width >= PAIRS_FROM * lanes {
                 let (first_row, rows) = (starts[0], starts.len());
                 while oy + 2 <= end {
@@ -519,14 +521,14 @@ fn column_maxima_pair<S: Simd, R: Reducer, const V: usize>(
 /// output vector instead of 5 and 5.
 ///
 /// Rows narrower than [`PAIRS_FROM`] vectors whose two rows are whole vectors (16, 24, ... 56
-/// wide on 16 lanes) run it for windows of 4 or 5 rows. With 3 rows it measured 0.95x the flat
-/// pass on 128 of 40x40 and 1.07x on 64 of 56x56 (`nnpool bench --suite`, 3 alternated rounds,
-/// with CI running), so those keep the flat pass. Zen 4, v4, 5x5/1 pad 2, `SHAPE=1,c,w,w profile_case nchw sppf`,
-/// a temporary switch in one binary, alternated, best of 10 rounds, while a CI run shared the
-/// machine (µs, strips against the flat pass): w 40 (`sppf`) 146-147 against 172-176, 24
-/// 129 against 151, 32 91 against 106, 48 53 against 56; against the pairs, 64 85-90 against
-/// 90-93, 128 109 against 105, 224 96 against 93 (on wide planes the strips walk `h` down
-/// its columns, out of L1).
+/// wide on 16 lanes) run it for windows of 4 or 5 rows. Zen 4, v4, 5x5/1 pad 2,
+/// `SHAPE=1,c,w,w profile_case nchw sppf`, a temporary switch in one binary, alternated, best
+/// of 10 rounds, while a CI run shared the machine (µs, strips against the flat pass): w 40
+/// (`sppf`) 146-147 against 172-176, 24 129 against 151, 32 91 against 106, 48 53 against 56;
+/// against the pairs, 64 85-90 against 90-93, 128 109 against 105, 224 96 against 93 (on wide
+/// planes the strips walk `h` down its columns, out of L1). With 3 rows it measured 0.95x the
+/// flat pass on 128 of 40x40 and 1.07x on 64 of 56x56 (`nnpool bench --suite`, 3 alternated
+/// rounds, CI running), so those keep the flat pass.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn column_strip<S: Simd, R: Reducer, const V: usize, const KY: usize>(
@@ -541,6 +543,8 @@ fn column_strip<S: Simd, R: Reducer, const V: usize, const KY: usize>(
 ) {
     let lanes = lanes::<S>();
     let zero = simd.splat_u32s(0);
+    // The ring below holds 2 pairs at most.
+    debug_assert!((2..=5).contains(&KY) && steps >= 1);
     let pairs_per_output = KY / 2;
     // Rows `0..2 steps + KY - 2` are read.
     let last_row = 2 * steps + KY - 3;
