@@ -30,7 +30,8 @@
 //! reads 3 h rows per output row instead of 5. `sppf` NHWC, whose h rows (40 pixels x 256
 //! channels) are read from L2: 313 -> 280 µs (`profile_case nhwc sppf`, best of 5 alternated).
 //! Channels-last 5-row windows go four output rows at a time instead ([`max_of_row_quad`]): 8
-//! h rows read for 4 output rows, 9 rule steps instead of 10 for two pairs.
+//! h rows read for 4 output rows, 9 rule steps instead of 10 for two pairs; their 5-pixel rows
+//! do the same along x on pixels of [`QUADS_X_FROM`] vectors or more.
 
 use std::ops::Range;
 
@@ -722,6 +723,16 @@ fn store_block<S: Simd, const V: usize>(out: &mut [f32], at: usize, values: &[S:
     }
 }
 
+/// Channels-last pixels of at least this many vectors take the interior of 5-tap rows four
+/// outputs at a time ([`max_of_row_quad`] along x: 8 pixel loads and 9 rule steps for 4 outputs
+/// instead of 20 and 16). Measured on the Zen 4 with `SHAPE=1,c,h,w profile_case nhwc sppf`
+/// (v4 unless said, a switch in one binary, 2-3 alternated rounds, µs, quads / flat): 256
+/// channels of 40x40 108 / 114, v3 110-112 / 115-118; 128 of 80x80 217 / 235; 64 of 40x40
+/// 27.5-27.8 / 29.8-30.2; 48 21.0-21.9 / 23.0-23.2; 32 15.3-15.8 / 15.6-15.7; 16 9.7-10.4 /
+/// 9.3-9.4 (one vector a pixel: the per-call work outweighs the saving); 512 of 20x20 56.9-57.1
+/// / 57.4.
+const QUADS_X_FROM: usize = 3;
+
 /// Horizontal maxima of input row (n, z, y), channels-last: `h[ox * C + c]`. Returns whether
 /// the row holds a NaN.
 #[inline(always)]
@@ -747,7 +758,25 @@ fn h_row_channels_last<S: Simd>(
         for (ix, start) in starts[..ax.kernel].iter_mut().enumerate() {
             *start = (first + ix * ax.dilation) * channels;
         }
-        let out = &mut h[interior.start * channels..interior.end * channels];
+        // 5-tap windows one pixel apart on pixels of [`QUADS_X_FROM`] vectors or more: four
+        // outputs at a time from 8 pixels ([`max_of_row_quad`]), the rest as one flat run.
+        let mut from = interior.start;
+        if ax.kernel == 5 && ax.dilation == 1 && channels >= QUADS_X_FROM * lanes::<S>() {
+            while from + 4 <= interior.end {
+                let x = first + (from - interior.start);
+                let starts: [usize; 8] = std::array::from_fn(|k| (x + k) * channels);
+                let out = &mut h[from * channels..][..4 * channels];
+                let (r0, rest) = out.split_at_mut(channels);
+                let (r1, rest) = rest.split_at_mut(channels);
+                let (r2, r3) = rest.split_at_mut(channels);
+                max_of_row_quad_given(simd, nan, row, starts, [r0, r1, r2, r3]);
+                from += 4;
+            }
+            for (ix, start) in starts[..ax.kernel].iter_mut().enumerate() {
+                *start = (first + (from - interior.start) + ix) * channels;
+            }
+        }
+        let out = &mut h[from * channels..interior.end * channels];
         match ax.kernel {
             3 => max_of_n_rows_given::<S, 3>(simd, nan, row, &starts, out),
             _ => max_of_n_rows_given::<S, 5>(simd, nan, row, &starts, out),
