@@ -962,12 +962,14 @@ fn separable_row_quads_on_every_level() {
 #[test]
 fn separable_x_windows_on_every_level() {
     // Channels-last separable max with 3- and 5-pixel x windows (stride 1): the interior's
-    // windows as one flat run of shifted rows, the border pixels one at a time, the rule chosen
-    // by a NaN check of the row (few channels go through planes instead, at up to half a
-    // vector). Channels around one and two vectors of every level; widths from one interior
-    // window up; y windows of 2, 3 and 5 rows, y stride 1 and 2; inputs without NaN, with one
-    // NaN (an edge pixel, the middle pixel), with +∞ and −∞ beside each other, and with only
-    // 0, −0, −1 and −∞ (ties show the order).
+    // windows as one flat run of shifted rows (5-pixel ones four at a time from 8 pixels on
+    // pixels of 3 vectors or more, the rest as a run), the border pixels one at a time, the
+    // rule chosen by a NaN check of the row (few channels go through planes instead, at up to
+    // half a vector). Channels around one and two vectors of every level and past 16 vectors
+    // (quads that start on a vector boundary); widths from one interior window up (0, 1 or 2
+    // quads and a rest); y windows of 2, 3 and 5 rows, y stride 1 and 2; inputs without NaN,
+    // with one NaN (an edge pixel, the middle pixel), with +∞ and −∞ beside each other, and
+    // with only 0, −0, −1 and −∞ (ties show the order).
     let windows = [
         PoolDesc::max(&[5, 5])
             .strides(&[1, 1])

@@ -727,10 +727,10 @@ fn store_block<S: Simd, const V: usize>(out: &mut [f32], at: usize, values: &[S:
 /// outputs at a time ([`max_of_row_quad`] along x: 8 pixel loads and 9 rule steps for 4 outputs
 /// instead of 20 and 16). Measured on the Zen 4 with `SHAPE=1,c,h,w profile_case nhwc sppf`
 /// (v4 unless said, a switch in one binary, 2-3 alternated rounds, µs, quads / flat): 256
-/// channels of 40x40 108 / 114, v3 110-112 / 115-118; 128 of 80x80 217 / 235; 64 of 40x40
-/// 27.5-27.8 / 29.8-30.2; 48 21.0-21.9 / 23.0-23.2; 32 15.3-15.8 / 15.6-15.7; 16 9.7-10.4 /
-/// 9.3-9.4 (one vector a pixel: the per-call work outweighs the saving); 512 of 20x20 56.9-57.1
-/// / 57.4.
+/// channels of 40x40 108 / 114, v3 110-112 / 115-118; 512 of 20x20 56.9-57.1 / 57.4; 128 of
+/// 80x80 217 / 235; 64 of 40x40 27.5-27.8 / 29.8-30.2; 48 21.0-21.9 / 23.0-23.2; 32 15.3-15.8 /
+/// 15.6-15.7; 16 9.7-10.4 / 9.3-9.4 (one vector a pixel: the per-call work outweighs the
+/// saving).
 const QUADS_X_FROM: usize = 3;
 
 /// Horizontal maxima of input row (n, z, y), channels-last: `h[ox * C + c]`. Returns whether
