@@ -755,9 +755,6 @@ fn h_row_channels_last<S: Simd>(
     let flat = ax.stride == 1 && !interior.is_empty() && matches!(ax.kernel, 3 | 5);
     if flat {
         let first = ax.taps_given_interior(interior.start, &interior).first;
-        for (ix, start) in starts[..ax.kernel].iter_mut().enumerate() {
-            *start = (first + ix * ax.dilation) * channels;
-        }
         // 5-tap windows one pixel apart on pixels of [`QUADS_X_FROM`] vectors or more: four
         // outputs at a time from 8 pixels ([`max_of_row_quad`]), the rest as one flat run.
         let mut from = interior.start;
@@ -772,9 +769,11 @@ fn h_row_channels_last<S: Simd>(
                 max_of_row_quad_given(simd, nan, row, starts, [r0, r1, r2, r3]);
                 from += 4;
             }
-            for (ix, start) in starts[..ax.kernel].iter_mut().enumerate() {
-                *start = (first + (from - interior.start) + ix) * channels;
-            }
+        }
+        // The run's first window starts `from - interior.start` pixels after the interior's.
+        let x = first + (from - interior.start);
+        for (ix, start) in starts[..ax.kernel].iter_mut().enumerate() {
+            *start = (x + ix * ax.dilation) * channels;
         }
         let out = &mut h[from * channels..interior.end * channels];
         match ax.kernel {
