@@ -968,8 +968,10 @@ fn separable_x_windows_on_every_level() {
     // half a vector). Channels around one and two vectors of every level and past 16 vectors
     // (quads that start on a vector boundary); widths from one interior window up (0, 1 or 2
     // quads and a rest); y windows of 2, 3 and 5 rows, y stride 1 and 2; inputs without NaN,
-    // with one NaN (an edge pixel, the middle pixel), with +∞ and −∞ beside each other, and
-    // with only 0, −0, −1 and −∞ (ties show the order).
+    // with one NaN (an edge pixel, the middle pixel, each pixel a quad starts on, which the
+    // quads probe instead of a scan of the row: first, last and middle channels, the input
+    // shifted off vector boundaries), with +∞ and −∞ beside each other (a false alarm of the
+    // probe), and with only 0, −0, −1 and −∞ (ties show the order).
     let windows = [
         PoolDesc::max(&[5, 5])
             .strides(&[1, 1])
@@ -1001,16 +1003,20 @@ fn separable_x_windows_on_every_level() {
                     .iter()
                     .map(|&x| if x.is_nan() { -0.0 } else { x.min(7.0) })
                     .collect();
-                let with_nan_at = |pixel: usize| {
+                let with_nan_at = |pixel: usize, channel: usize| {
                     let mut input = clean.clone();
-                    input[row_len + pixel * channels + channels / 2] = f32::NAN;
+                    input[row_len + pixel * channels + channel] = f32::NAN;
                     input
                 };
                 let inputs = [
                     clean.clone(),
-                    with_nan_at(0),
-                    with_nan_at(width / 2),
-                    with_nan_at(width - 1),
+                    with_nan_at(0, channels / 2),
+                    // Each of the 4 pixels a quad starts on, in its first and last channels.
+                    with_nan_at(1, 0),
+                    with_nan_at(2, channels - 1),
+                    with_nan_at(3, channels / 3),
+                    with_nan_at(width / 2, channels / 2),
+                    with_nan_at(width - 1, channels / 2),
                     (0..len)
                         .map(|i| match i % 11 {
                             3 => f32::INFINITY,

@@ -22,8 +22,9 @@
 //!
 //! Channels-first plans with x stride 1 take [`super::separable_bands`] instead (whole bands of
 //! a plane as one flat block). Rows are combined a block of 8 (then 4) vectors at a time, one
-//! bounds check per source row and block; a row without NaN (checked once, [`any_nan`]) is
-//! combined with the one-instruction [`MaxOfNumbers`].
+//! bounds check per source row and block; a row without NaN (checked once, [`any_nan`], or
+//! probed by the quads of its row pass: [`quads_probing_nan`]) is combined with the
+//! one-instruction [`MaxOfNumbers`].
 //!
 //! With y stride and dilation 1, output rows oy and oy + 1 of a slab are merged together: the
 //! window rows they share are merged once for both ([`max_of_row_pair`]), so a 5-row window
@@ -563,15 +564,20 @@ fn quad_rows(plan: &Plan<f32>) -> bool {
 /// outputs from 8 loads, against 10 rules from 12 loads for two pairs). The rule is
 /// associative with earlier operands on the left (the first maximum, the last NaN), so the
 /// bits are those of each window's rows in order.
+///
+/// With `PROBE`, also returns whether rows 0-3 may hold a NaN (else `false`): their loads are
+/// summed on the side (a NaN term makes the sum NaN; +∞ and −∞ together, or an overflow met by
+/// −∞, also do, a false alarm), the parts before and after the vectors the loop takes scanned.
 #[inline(always)]
-fn max_of_row_quad<S: Simd, R: Reducer>(
+fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
     simd: S,
     rule: R,
     data: &[f32],
     starts: [usize; 8],
     outs: [&mut [f32]; 4],
-) {
+) -> bool {
     let lanes = lanes::<S>();
+    let mut nan = false;
     let [o0, o1, o2, o3] = outs;
     let len = o0.len();
     let windows = |k: usize| &starts[k..k + 5];
@@ -587,6 +593,11 @@ fn max_of_row_quad<S: Simd, R: Reducer>(
             .enumerate()
         {
             max_of_rows(simd, rule, data, windows(k), &mut out[..lanes]);
+        }
+        if PROBE {
+            for &start in &starts[..4] {
+                nan |= any_nan(simd, &data[start..][..head]);
+            }
         }
     }
     let data = &data[head..];
@@ -627,7 +638,17 @@ fn max_of_row_quad<S: Simd, R: Reducer>(
             rule.add(simd, $a, $b.value, zero)
         };
     }
+    let mut sums = [simd.splat_f32s(0.0); 2];
     while i + lanes <= len {
+        if PROBE {
+            let pairs = [
+                simd.add_f32s(load::<S>(rows[0], i), load::<S>(rows[1], i)),
+                simd.add_f32s(load::<S>(rows[2], i), load::<S>(rows[3], i)),
+            ];
+            for (sum, pair) in sums.iter_mut().zip(pairs) {
+                *sum = simd.add_f32s(*sum, pair);
+            }
+        }
         let m = then!(row!(3), row!(4));
         let a = then!(then!(row!(1), row!(2)), m);
         let b = then!(m, then!(row!(5), row!(6)));
@@ -637,11 +658,19 @@ fn max_of_row_quad<S: Simd, R: Reducer>(
         store::<S>(o3, i, then!(b, row!(7)).value);
         i += lanes;
     }
+    if PROBE {
+        let sum = simd.add_f32s(sums[0], sums[1]);
+        nan |= simd.first_true_m32s(simd.not_m32s(simd.equal_f32s(sum, sum))) < lanes;
+        for row in &rows[..4] {
+            nan |= any_nan(simd, &row[i..]);
+        }
+    }
     if i < len {
         for (k, out) in [o0, o1, o2, o3].into_iter().enumerate() {
             max_of_rows(simd, rule, &data[i..], windows(k), &mut out[i..]);
         }
     }
+    nan
 }
 
 /// [`max_of_row_quad`] with the rule its sources allow (see [`max_of_rows_given`]).
@@ -654,9 +683,9 @@ fn max_of_row_quad_given<S: Simd>(
     outs: [&mut [f32]; 4],
 ) {
     if nan {
-        max_of_row_quad(simd, MaxValue, data, starts, outs);
+        max_of_row_quad::<S, _, false>(simd, MaxValue, data, starts, outs);
     } else {
-        max_of_row_quad(simd, MaxOfNumbers, data, starts, outs);
+        max_of_row_quad::<S, _, false>(simd, MaxOfNumbers, data, starts, outs);
     }
 }
 
@@ -733,6 +762,52 @@ fn store_block<S: Simd, const V: usize>(out: &mut [f32], at: usize, values: &[S:
 /// saving).
 const QUADS_X_FROM: usize = 3;
 
+/// The first `quads` fours of 5-tap outputs of a channels-last row (window `k` from pixel
+/// `first + k`) into `h`, and whether the row holds a NaN, with no pass of its own over the
+/// row: the quads run with the NaN-free rule and probe the 4 pixels each starts on (pixels
+/// `first..first + 4 quads`), the others are scanned; if any may hold a NaN, the quads run
+/// again with [`MaxValue`]. The scan was the row's first touch, about a sixth of `sppf` NHWC
+/// (a profile); measured with `profile_case nhwc sppf` (the scan first behind a temporary
+/// switch in one binary, Zen 4, 2-4 alternated rounds, µs, probe / scan): 256 channels of
+/// 40x40 97.4-98.4 / 108.0-109.2, v3 103.8-104.3 / 110.4-112.4, 128 of 80x80 203-204 /
+/// 220-221, 64 of 40x40 26.7-26.9 / 28.1-28.4, 48 22.6-22.8 / 22.4-22.5, 512 of 20x20
+/// 51.1-63.7 / 56.3-56.5 (noisy); buffers 16 bytes off a boundary (`OFFSET=4`) 132-136 /
+/// 129-132.
+#[inline(always)]
+fn quads_probing_nan<S: Simd>(
+    simd: S,
+    row: &[f32],
+    channels: usize,
+    first: usize,
+    quads: usize,
+    h: &mut [f32],
+) -> bool {
+    let probed = first * channels..(first + 4 * quads) * channels;
+    let nan = any_nan(simd, &row[..probed.start]) || any_nan(simd, &row[probed.end..]);
+    // Macros, not closures: closures are compiled without the level's target features.
+    macro_rules! quads {
+        ($probe:literal, $rule:expr) => {{
+            let mut nan = false;
+            for q in 0..quads {
+                let x = first + 4 * q;
+                let starts: [usize; 8] = std::array::from_fn(|k| (x + k) * channels);
+                let out = &mut h[4 * q * channels..][..4 * channels];
+                let (r0, rest) = out.split_at_mut(channels);
+                let (r1, rest) = rest.split_at_mut(channels);
+                let (r2, r3) = rest.split_at_mut(channels);
+                let outs = [r0, r1, r2, r3];
+                nan |= max_of_row_quad::<S, _, $probe>(simd, $rule, row, starts, outs);
+            }
+            nan
+        }};
+    }
+    if !nan && !quads!(true, MaxOfNumbers) {
+        return false;
+    }
+    quads!(false, MaxValue);
+    true
+}
+
 /// Horizontal maxima of input row (n, z, y), channels-last: `h[ox * C + c]`. Returns whether
 /// the row holds a NaN.
 #[inline(always)]
@@ -747,29 +822,37 @@ fn h_row_channels_last<S: Simd>(
     let channels = plan.channels;
     let strides = &plan.input_strides;
     let row = &input[n * strides[0] + z * strides[2] + y * strides[3]..][..ax.input * channels];
-    let nan = any_nan(simd, row);
     let interior = ax.interior();
     let mut starts = [0usize; MAX_TAPS_X];
     // With x stride 1, the interior's windows are one flat run: element j of it is the max of
     // the row at j shifted by each tap, one long row for the blocks (`sppf` NHWC).
     let flat = ax.stride == 1 && !interior.is_empty() && matches!(ax.kernel, 3 | 5);
-    if flat {
-        let first = ax.taps_given_interior(interior.start, &interior).first;
-        // 5-tap windows one pixel apart on pixels of [`QUADS_X_FROM`] vectors or more: four
-        // outputs at a time from 8 pixels ([`max_of_row_quad`]), the rest as one flat run.
-        let mut from = interior.start;
-        if ax.kernel == 5 && ax.dilation == 1 && channels >= QUADS_X_FROM * lanes::<S>() {
-            while from + 4 <= interior.end {
-                let x = first + (from - interior.start);
-                let starts: [usize; 8] = std::array::from_fn(|k| (x + k) * channels);
-                let out = &mut h[from * channels..][..4 * channels];
-                let (r0, rest) = out.split_at_mut(channels);
-                let (r1, rest) = rest.split_at_mut(channels);
-                let (r2, r3) = rest.split_at_mut(channels);
-                max_of_row_quad_given(simd, nan, row, starts, [r0, r1, r2, r3]);
-                from += 4;
-            }
+    // 5-tap windows one pixel apart on pixels of [`QUADS_X_FROM`] vectors or more: four
+    // outputs at a time from 8 pixels ([`max_of_row_quad`]), the rest as one flat run.
+    let quads = if flat && ax.kernel == 5 && ax.dilation == 1 {
+        if channels >= QUADS_X_FROM * lanes::<S>() {
+            interior.len() / 4
+        } else {
+            0
         }
+    } else {
+        0
+    };
+    let first = if flat {
+        ax.taps_given_interior(interior.start, &interior).first
+    } else {
+        0
+    };
+    // The quads probe the row for a NaN as they go, where they apply (see
+    // [`quads_probing_nan`]); other rows are scanned first.
+    let nan = if quads > 0 {
+        let h = &mut h[interior.start * channels..];
+        quads_probing_nan(simd, row, channels, first, quads, h)
+    } else {
+        any_nan(simd, row)
+    };
+    if flat {
+        let from = interior.start + 4 * quads;
         // The run's first window starts `from - interior.start` pixels after the interior's.
         let x = first + (from - interior.start);
         for (ix, start) in starts[..ax.kernel].iter_mut().enumerate() {
