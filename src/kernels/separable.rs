@@ -829,15 +829,12 @@ fn h_row_channels_last<S: Simd>(
     let flat = ax.stride == 1 && !interior.is_empty() && matches!(ax.kernel, 3 | 5);
     // 5-tap windows one pixel apart on pixels of [`QUADS_X_FROM`] vectors or more: four
     // outputs at a time from 8 pixels ([`max_of_row_quad`]), the rest as one flat run.
-    let quads = if flat && ax.kernel == 5 && ax.dilation == 1 {
-        if channels >= QUADS_X_FROM * lanes::<S>() {
+    let quads =
+        if flat && ax.kernel == 5 && ax.dilation == 1 && channels >= QUADS_X_FROM * lanes::<S>() {
             interior.len() / 4
         } else {
             0
-        }
-    } else {
-        0
-    };
+        };
     let first = if flat {
         ax.taps_given_interior(interior.start, &interior).first
     } else {
