@@ -87,9 +87,14 @@ fn main() {
     let input_store =
         AlignedVec::<f32>::from_iter(OUTPUT_ALIGN, std::iter::repeat_n(0.0, offset).chain(values));
     let input = &input_store[offset..];
-    let zeros = std::iter::repeat_n(0.0, offset + plan.output_len());
+    // `OUT_OFFSET=k` misaligns the output alone by k elements (`OFFSET` by default).
+    let out_offset: usize = std::env::var("OUT_OFFSET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(offset);
+    let zeros = std::iter::repeat_n(0.0, out_offset + plan.output_len());
     let mut output_store = AlignedVec::<f32>::from_iter(OUTPUT_ALIGN, zeros);
-    let out = &mut output_store[offset..];
+    let out = &mut output_store[out_offset..];
     let iters: u32 = std::env::var("ITERS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -567,7 +567,19 @@ fn quad_rows(plan: &Plan<f32>) -> bool {
 ///
 /// With `PROBE`, also returns whether rows 0-3 may hold a NaN (else `false`): their loads are
 /// summed on the side (a NaN term makes the sum NaN; +∞ and −∞ together, or an overflow met by
-/// −∞, also do, a false alarm), the parts before and after the vectors the loop takes scanned.
+/// −∞, also do, a false alarm).
+///
+/// Rows of a vector or more are taken in whole vectors only: long ones off a vector boundary
+/// take a first vector, then the vectors from the boundary on (see [`ALIGN_FROM`]), and a row
+/// that does not end on a vector takes a last one ending at its end; both overlap their
+/// neighbours, writing the same bits twice, and their loads join the probe. Before, those parts
+/// ran as calls of their own (a partial last vector, and scans of the parts for a NaN), which
+/// on 256-channel pixels off a boundary cost more than the quads' vectors: `sppf` NHWC with
+/// the buffers 16 bytes off one (`OFFSET=4 profile_case nhwc sppf`, as the bench's `Vec`s
+/// are; the old code behind a switch in one binary, 3-5 alternated rounds, µs) 112-121
+/// against 134-137, v3 113-114 against 121-123, 512 channels of 20x20 59-63 against 63-64;
+/// on a boundary 102-106 against 99-105 at v4, 109-114 against 103-107 at v3 (the loop's
+/// clamp and step; the old loop, kept for rows on a boundary, measured the same there).
 #[inline(always)]
 fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
     simd: S,
@@ -577,37 +589,25 @@ fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
     outs: [&mut [f32]; 4],
 ) -> bool {
     let lanes = lanes::<S>();
-    let mut nan = false;
     let [o0, o1, o2, o3] = outs;
     let len = o0.len();
-    let windows = |k: usize| &starts[k..k + 5];
-    // Long rows off a vector boundary: the first vector, then the rest from the boundary on.
+    if len < lanes {
+        let mut nan = false;
+        if PROBE {
+            for &start in &starts[..4] {
+                nan |= any_nan(simd, &data[start..][..len]);
+            }
+        }
+        for (k, out) in [o0, o1, o2, o3].into_iter().enumerate() {
+            max_of_rows(simd, rule, data, &starts[k..k + 5], &mut out[..len]);
+        }
+        return nan;
+    }
     let head = if len >= ALIGN_FROM * lanes {
         to_boundary::<S>(data, starts[0])
     } else {
         0
     };
-    if head != 0 {
-        for (k, out) in [&mut *o0, &mut *o1, &mut *o2, &mut *o3]
-            .into_iter()
-            .enumerate()
-        {
-            max_of_rows(simd, rule, data, windows(k), &mut out[..lanes]);
-        }
-        if PROBE {
-            for &start in &starts[..4] {
-                nan |= any_nan(simd, &data[start..][..head]);
-            }
-        }
-    }
-    let data = &data[head..];
-    let (o0, o1, o2, o3) = (
-        &mut o0[head..],
-        &mut o1[head..],
-        &mut o2[head..],
-        &mut o3[head..],
-    );
-    let len = len - head;
     let [s0, s1, s2, s3, s4, s5, s6, s7] = starts;
     let rows = [
         &data[s0..][..len],
@@ -626,11 +626,11 @@ fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
         &mut o3[..len],
     );
     let zero = simd.splat_u32s(0);
-    let mut i = 0;
+    let mut sums = [simd.splat_f32s(0.0); 2];
     // Macros, not closures: closures are compiled without the level's target features.
     macro_rules! row {
-        ($r:literal) => {
-            rule.first(simd, load::<S>(rows[$r], i), zero)
+        ($r:literal, $i:expr) => {
+            rule.first(simd, load::<S>(rows[$r], $i), zero)
         };
     }
     macro_rules! then {
@@ -638,8 +638,12 @@ fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
             rule.add(simd, $a, $b.value, zero)
         };
     }
-    let mut sums = [simd.splat_f32s(0.0); 2];
-    while i + lanes <= len {
+    // One loop over the vectors' starts: the first vector (at 0), then from the boundary
+    // (`head`) on, the last clamped to end at the row's end.
+    let last = len - lanes;
+    let mut at = 0;
+    while at < len {
+        let i = at.min(last);
         if PROBE {
             let pairs = [
                 simd.add_f32s(load::<S>(rows[0], i), load::<S>(rows[1], i)),
@@ -649,28 +653,21 @@ fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
                 *sum = simd.add_f32s(*sum, pair);
             }
         }
-        let m = then!(row!(3), row!(4));
-        let a = then!(then!(row!(1), row!(2)), m);
-        let b = then!(m, then!(row!(5), row!(6)));
-        store::<S>(o0, i, then!(row!(0), a).value);
-        store::<S>(o1, i, then!(a, row!(5)).value);
-        store::<S>(o2, i, then!(row!(2), b).value);
-        store::<S>(o3, i, then!(b, row!(7)).value);
-        i += lanes;
+        let m = then!(row!(3, i), row!(4, i));
+        let a = then!(then!(row!(1, i), row!(2, i)), m);
+        let b = then!(m, then!(row!(5, i), row!(6, i)));
+        store::<S>(o0, i, then!(row!(0, i), a).value);
+        store::<S>(o1, i, then!(a, row!(5, i)).value);
+        store::<S>(o2, i, then!(row!(2, i), b).value);
+        store::<S>(o3, i, then!(b, row!(7, i)).value);
+        at = if at < head { head } else { at + lanes };
     }
     if PROBE {
         let sum = simd.add_f32s(sums[0], sums[1]);
-        nan |= simd.first_true_m32s(simd.not_m32s(simd.equal_f32s(sum, sum))) < lanes;
-        for row in &rows[..4] {
-            nan |= any_nan(simd, &row[i..]);
-        }
+        simd.first_true_m32s(simd.not_m32s(simd.equal_f32s(sum, sum))) < lanes
+    } else {
+        false
     }
-    if i < len {
-        for (k, out) in [o0, o1, o2, o3].into_iter().enumerate() {
-            max_of_rows(simd, rule, &data[i..], windows(k), &mut out[i..]);
-        }
-    }
-    nan
 }
 
 /// [`max_of_row_quad`] with the rule its sources allow (see [`max_of_rows_given`]).
