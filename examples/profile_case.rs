@@ -3,7 +3,8 @@
 //! (`ITERS=n` calls; `PAR=1` runs on rayon's pool, `INSIDE=1` from a thread of the pool,
 //! `TASKS=n` in n bands; `DIRECT=1` turns the separable max kernel off; `SIDE=n` sizes `small`,
 //! `BATCH=n` sizes `global`, `SHAPE=n,c,h,w` replaces the shape, `OFFSET=k` misaligns the
-//! buffers by k elements, `BEST=k` times the fastest of k rounds of the calls).
+//! buffers by k elements (`OUT_OFFSET=k` the output's alone), `BEST=k` times the fastest of k
+//! rounds of the calls).
 
 use nnpool::{AlignedVec, Layout, OUTPUT_ALIGN, Padding, Plan, PoolDesc};
 
