@@ -578,8 +578,8 @@ fn quad_rows(plan: &Plan<f32>) -> bool {
 /// the buffers 16 bytes off one (`OFFSET=4 profile_case nhwc sppf`, as the bench's `Vec`s
 /// are; the old code behind a switch in one binary, 3-5 alternated rounds, µs) 112-121
 /// against 134-137, v3 113-114 against 121-123, 512 channels of 20x20 59-63 against 63-64;
-/// on a boundary 102-106 against 99-105 at v4, 109-114 against 103-107 at v3 (the loop's
-/// clamp and step; the old loop, kept for rows on a boundary, measured the same there).
+/// on a boundary 102-106 against 99-105 at v4, 109-114 against 103-107 at v3 (cause not
+/// found: a variant running the old loop for rows on a boundary measured as this one).
 #[inline(always)]
 fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
     simd: S,
