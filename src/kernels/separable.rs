@@ -395,9 +395,11 @@ fn max_of_row_pair<S: Simd, R: Reducer>(
     second: &mut [f32],
 ) {
     let lanes = lanes::<S>();
-    // Long rows off a vector boundary: the first vector, then the rest from the boundary on.
+    // Long rows whose output is off a vector boundary: the first vector, then the rest from
+    // the output's boundary on (stores across cache lines cost more than loads: see
+    // [`max_of_row_quad`]).
     let head = match groups.1.first() {
-        Some(&start) if first.len() >= ALIGN_FROM * lanes => to_boundary::<S>(data, start),
+        Some(_) if first.len() >= ALIGN_FROM * lanes => to_boundary::<S>(first, 0),
         _ => 0,
     };
     let (data, first, second) = if head == 0 {
@@ -569,8 +571,9 @@ fn quad_rows(plan: &Plan<f32>) -> bool {
 /// summed on the side (a NaN term makes the sum NaN; +∞ and −∞ together, or an overflow met by
 /// −∞, also do, a false alarm).
 ///
-/// Rows of a vector or more are taken in whole vectors only: long ones off a vector boundary
-/// take a first vector, then the vectors from the boundary on (see [`ALIGN_FROM`]), and a row
+/// Rows of a vector or more are taken in whole vectors only: long ones whose output is off a
+/// vector boundary take a first vector, then the vectors from the output's boundary on (see
+/// [`ALIGN_FROM`]), and a row
 /// that does not end on a vector takes a last one ending at its end; both overlap their
 /// neighbours, writing the same bits twice, and their loads join the probe. Before, those parts
 /// ran as calls of their own (a partial last vector, and scans of the parts for a NaN), which
@@ -580,6 +583,16 @@ fn quad_rows(plan: &Plan<f32>) -> bool {
 /// against 134-137, v3 113-114 against 121-123, 512 channels of 20x20 59-63 against 63-64;
 /// on a boundary 102-106 against 99-105 at v4, 109-114 against 103-107 at v3 (cause not
 /// found: a variant running the old loop for rows on a boundary measured as this one).
+///
+/// The boundary is the output's, not the sources': on an Intel Xeon with full-width AVX-512
+/// (session 66) a 64-byte store across two cache lines costs far more than a load across two,
+/// and with the input and output off boundaries by different amounts every store of the y
+/// pass crossed lines. `sppf` NHWC v4 (`OFFSET=i OUT_OFFSET=o profile_case nhwc sppf`, µs,
+/// the sources' boundary against the output's, two rounds): input 16 bytes off and output on
+/// a boundary 222-290 against 165-169, the other way round 275-289 against 163-166, output
+/// 32 bytes off 284-287 against 161-162, both 16 bytes off 164-165 both ways. Taking the h
+/// rows' ring as far off as the output instead (so that the y pass's loads meet boundaries
+/// too) measured the same or 2-5 % slower.
 #[inline(always)]
 fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
     simd: S,
@@ -604,7 +617,7 @@ fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
         return nan;
     }
     let head = if len >= ALIGN_FROM * lanes {
-        to_boundary::<S>(data, starts[0])
+        to_boundary::<S>(o0, 0)
     } else {
         0
     };
@@ -941,10 +954,11 @@ fn max_of_n_rows<S: Simd, R: Reducer, const N: usize>(
     max_of_rows(simd, rule, &data[i..], starts, &mut out[i..]);
 }
 
-/// For long rows whose sources are off a vector boundary: the first vector of `out` from
-/// `starts`, then the data and output from the boundary on (`data[s + head..]` is
-/// `data[head..][s..]`), whose loads the caller then takes on the boundary. The first vector's
-/// overlap with the rest is written twice with the same bits. Otherwise `data` and `out`.
+/// For long rows whose output is off a vector boundary: the first vector of `out` from
+/// `starts`, then the data and output from the output's boundary on (`data[s + head..]` is
+/// `data[head..][s..]`), whose stores the caller then makes on the boundary (see
+/// [`max_of_row_quad`]). The first vector's overlap with the rest is written twice with the
+/// same bits. Otherwise `data` and `out`.
 #[inline(always)]
 fn from_boundary<'d, 'o, S: Simd, R: Reducer>(
     simd: S,
@@ -955,7 +969,7 @@ fn from_boundary<'d, 'o, S: Simd, R: Reducer>(
 ) -> (&'d [f32], &'o mut [f32]) {
     let lanes = lanes::<S>();
     let head = match starts.first() {
-        Some(&start) if out.len() >= ALIGN_FROM * lanes => to_boundary::<S>(data, start),
+        Some(_) if out.len() >= ALIGN_FROM * lanes => to_boundary::<S>(out, 0),
         _ => 0,
     };
     if head == 0 {
