@@ -573,24 +573,24 @@ fn quad_rows(plan: &Plan<f32>) -> bool {
 ///
 /// Rows of a vector or more are taken in whole vectors only: long ones whose output is off a
 /// vector boundary take a first vector, then the vectors from the output's boundary on (see
-/// [`ALIGN_FROM`]), and a row
-/// that does not end on a vector takes a last one ending at its end; both overlap their
-/// neighbours, writing the same bits twice, and their loads join the probe. Before, those parts
-/// ran as calls of their own (a partial last vector, and scans of the parts for a NaN), which
-/// on 256-channel pixels off a boundary cost more than the quads' vectors: `sppf` NHWC with
-/// the buffers 16 bytes off one (`OFFSET=4 profile_case nhwc sppf`, as the bench's `Vec`s
-/// are; the old code behind a switch in one binary, 3-5 alternated rounds, µs) 112-121
-/// against 134-137, v3 113-114 against 121-123, 512 channels of 20x20 59-63 against 63-64;
-/// on a boundary 102-106 against 99-105 at v4, 109-114 against 103-107 at v3 (cause not
-/// found: a variant running the old loop for rows on a boundary measured as this one).
+/// [`ALIGN_FROM`]), and a row that does not end on a vector takes a last one ending at its end;
+/// both overlap their neighbours, writing the same bits twice, and their loads join the
+/// probe. Before, those parts ran as calls of their own (a partial last vector, and scans of
+/// the parts for a NaN), which on 256-channel pixels off a boundary cost more than the quads'
+/// vectors: `sppf` NHWC with the buffers 16 bytes off one (`OFFSET=4 profile_case nhwc sppf`,
+/// as the bench's `Vec`s often are; the old code behind a switch in one binary, 3-5 alternated
+/// rounds, µs, on the Zen 4 of session 65) 112-121 against 134-137, v3 113-114 against
+/// 121-123, 512 channels of 20x20 59-63 against 63-64; on a boundary 102-106 against 99-105
+/// at v4, 109-114 against 103-107 at v3 (cause not found: a variant running the old loop for
+/// rows on a boundary measured as this one).
 ///
 /// The boundary is the output's, not the sources': on an Intel Xeon with full-width AVX-512
 /// (session 66) a 64-byte store across two cache lines costs far more than a load across two,
 /// and with the input and output off boundaries by different amounts every store of the y
 /// pass crossed lines. `sppf` NHWC v4 (`OFFSET=i OUT_OFFSET=o profile_case nhwc sppf`, µs,
 /// the sources' boundary against the output's, two rounds): input 16 bytes off and output on
-/// a boundary 222-290 against 165-169, the other way round 275-289 against 163-166, output
-/// 32 bytes off 284-287 against 161-162, both 16 bytes off 164-165 both ways. Taking the h
+/// a boundary 222-290 against 165, the other way round 275-289 against 163-166, output 32
+/// bytes off 284-287 against 161-162, both 16 bytes off 164-165 against 164-166. Taking the h
 /// rows' ring as far off as the output instead (so that the y pass's loads meet boundaries
 /// too) measured the same or 2-5 % slower.
 #[inline(always)]
