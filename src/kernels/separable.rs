@@ -398,9 +398,10 @@ fn max_of_row_pair<S: Simd, R: Reducer>(
     // Long rows whose output is off a vector boundary: the first vector, then the rest from
     // the output's boundary on (stores across cache lines cost more than loads: see
     // [`max_of_row_quad`]).
-    let head = match groups.1.first() {
-        Some(_) if first.len() >= ALIGN_FROM * lanes => to_boundary::<S>(first, 0),
-        _ => 0,
+    let head = if !groups.1.is_empty() && first.len() >= ALIGN_FROM * lanes {
+        to_boundary::<S>(first, 0)
+    } else {
+        0
     };
     let (data, first, second) = if head == 0 {
         (data, first, second)
@@ -968,9 +969,10 @@ fn from_boundary<'d, 'o, S: Simd, R: Reducer>(
     out: &'o mut [f32],
 ) -> (&'d [f32], &'o mut [f32]) {
     let lanes = lanes::<S>();
-    let head = match starts.first() {
-        Some(_) if out.len() >= ALIGN_FROM * lanes => to_boundary::<S>(out, 0),
-        _ => 0,
+    let head = if !starts.is_empty() && out.len() >= ALIGN_FROM * lanes {
+        to_boundary::<S>(out, 0)
+    } else {
+        0
     };
     if head == 0 {
         return (data, out);
