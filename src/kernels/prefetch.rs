@@ -37,6 +37,20 @@ impl Prefetcher {
         let _ = (self, data, len);
     }
 
+    /// Asks for the cache line holding `data[at]` (nothing past the end) in the state for
+    /// writing (`prefetchw`), so that a store to it later need not wait for the line to be
+    /// read and then claimed.
+    #[inline(always)]
+    pub(crate) fn fetch_for_write(self, data: &[f32], at: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if let (Some(sse), Some(element)) = (self.sse, data.get(at)) {
+            sse._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
+                (element as *const f32).cast(),
+            );
+        }
+        let _ = (self, data, at);
+    }
+
     /// [`Prefetcher::fetch`] as a loop over offsets, for long runs of lines: over `chunks(16)`
     /// each request also takes the chunk's length, 8 instructions a line (a third of
     /// `global_avg` NCHW's instructions), 4 this way. The ring kernels keep `fetch`: with this
