@@ -1,5 +1,5 @@
 //! Software prefetch hints (x86-64 only, off under Miri): for loops whose reads the hardware
-//! prefetcher follows poorly. They change no result.
+//! prefetcher follows poorly, and for lines about to be written. They change no result.
 
 /// Prefetch requests (SSE's prefetch, checked once per task rather than per request; nothing
 /// elsewhere and under Miri).

@@ -698,10 +698,11 @@ fn max_of_row_quad<S: Simd, R: Reducer, const PROBE: bool>(
 
 /// How far ahead (in elements) the y pass's quads ask for their output rows' lines in the state
 /// for writing ([`Prefetcher::fetch_for_write`]): the output, 1.6 MB for `sppf` NHWC, is not
-/// in L1 and each store otherwise waits for its line to be read first. On the Intel Xeon of
-/// session 67 (`OFFSET=4 BEST=5 ITERS=300 profile_case nhwc sppf`, a switch in one binary, 3
-/// alternated rounds, µs, none / 128 / 256 ahead): 173-175 / 160-164 / 161-164; on a boundary
-/// 167 / 158 (2 rounds), v3 203 / 183-185, `PAR=1` 188-190 / 181-182. Not measured on AMD.
+/// in L1, and each store's line must otherwise be read and claimed when the store reaches it.
+/// On the Intel Xeon of session 67 (`OFFSET=4 BEST=5 ITERS=300 profile_case nhwc sppf`, a
+/// switch in one binary, 3 alternated rounds, µs, none / 128 / 256 ahead): 173-175 / 160-164 /
+/// 161-164; on a boundary 167 / 158 (2 rounds), v3 203 / 183-185, `PAR=1` 188-190 / 181-182.
+/// Not measured on AMD.
 const WRITE_AHEAD: usize = 128;
 
 /// [`max_of_row_quad`] with the rule its sources allow (see [`max_of_rows_given`]).
